@@ -1,0 +1,298 @@
+package topic
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Sink receives every new publication once for each event loop that has
+// subscribers of its topic. Enqueue is called with the topic's lock held and
+// in seq order per topic: it must not block and must not call the Engine.
+type Sink interface {
+	Enqueue(loop int, p *Publication)
+}
+
+// EngineConfig configures an Engine. The zero value is usable.
+type EngineConfig struct {
+	// HistorySize is how many publications each topic keeps for recovery and
+	// pull. Zero means 1000; a negative value keeps none.
+	HistorySize int
+	// Loops is the number of event loops that subscribe (loop ids are
+	// 0..Loops-1). Zero means 1.
+	Loops int
+	// Conflate lists the latest-value topics (PROTOCOL.md "Slow clients").
+	Conflate Patterns
+	// MaxTopics bounds how many topics the engine holds. Zero means 1,000,000.
+	MaxTopics int
+}
+
+var (
+	// ErrGone means the asked range is no longer held or its epoch is not
+	// the current one (PROTOCOL.md error 410).
+	ErrGone = errors.New("history gone")
+	// ErrFuture means a position past the topic's current seq.
+	ErrFuture = errors.New("position is past the current seq")
+	// ErrTooManyTopics means the engine holds MaxTopics topics already.
+	ErrTooManyTopics = errors.New("too many topics")
+)
+
+// Engine holds every topic of this node. It is safe for concurrent use; each
+// topic has its own lock and the topic index is a concurrent map, so
+// publications to different topics never contend.
+type Engine struct {
+	cfg    EngineConfig
+	sink   Sink
+	epoch  string // the epoch of topics created by this engine
+	topics sync.Map
+	count  atomic.Int64
+}
+
+// NewEngine makes an engine that hands publications to sink.
+func NewEngine(cfg EngineConfig, sink Sink) *Engine {
+	if cfg.HistorySize == 0 {
+		cfg.HistorySize = 1000
+	}
+	if cfg.Loops <= 0 {
+		cfg.Loops = 1
+	}
+	if cfg.MaxTopics <= 0 {
+		cfg.MaxTopics = 1_000_000
+	}
+	return &Engine{cfg: cfg, sink: sink, epoch: newEpoch()}
+}
+
+// newEpoch names one unbroken history: random, so that a restarted node
+// never repeats the epoch of its previous life.
+func newEpoch() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// Topic is one topic's state. Its fields are guarded by mu.
+type Topic struct {
+	name     string
+	conflate bool
+
+	mu    sync.Mutex
+	epoch string
+	seq   uint64
+	hist  history
+	snap  *Publication
+	loops []int32 // subscribers per event loop
+}
+
+// Name returns the topic's name.
+func (t *Topic) Name() string { return t.name }
+
+// Conflated reports whether the topic is a latest-value topic.
+func (t *Topic) Conflated() bool { return t.conflate }
+
+// topic returns the named topic, creating it if needed. The name must be valid.
+func (e *Engine) topic(name string) (*Topic, error) {
+	if v, ok := e.topics.Load(name); ok {
+		return v.(*Topic), nil
+	}
+	if e.count.Load() >= int64(e.cfg.MaxTopics) {
+		return nil, fmt.Errorf("topic %s: %w (limit %d)", name, ErrTooManyTopics, e.cfg.MaxTopics)
+	}
+	t := &Topic{
+		name:     name,
+		conflate: e.cfg.Conflate.Match(name),
+		epoch:    e.epoch,
+		hist:     history{limit: e.cfg.HistorySize},
+	}
+	v, loaded := e.topics.LoadOrStore(name, t)
+	if !loaded {
+		e.count.Add(1)
+	}
+	return v.(*Topic), nil
+}
+
+// Lookup returns the named topic if it exists.
+func (e *Engine) Lookup(name string) (*Topic, bool) {
+	v, ok := e.topics.Load(name)
+	if !ok {
+		return nil, false
+	}
+	return v.(*Topic), true
+}
+
+// Topics returns how many topics the engine holds.
+func (e *Engine) Topics() int { return int(e.count.Load()) }
+
+// Conflated reports whether name is a latest-value topic.
+func (e *Engine) Conflated(name string) bool { return e.cfg.Conflate.Match(name) }
+
+// Publish gives a new publication of the named topic the next seq, keeps it
+// in history (and as the snapshot when snap is set), and hands it to every
+// loop with subscribers. data is kept, not copied: the caller gives it up.
+func (e *Engine) Publish(name string, data []byte, dataMsgpack, snap bool) (Position, error) {
+	if err := ValidName(name); err != nil {
+		return Position{}, err
+	}
+	t, err := e.topic(name)
+	if err != nil {
+		return Position{}, err
+	}
+	p := &Publication{Topic: name, Snap: snap, Data: data, DataMsgpack: dataMsgpack}
+	t.mu.Lock()
+	t.seq++
+	p.Epoch, p.Seq = t.epoch, t.seq
+	t.hist.push(p)
+	if snap {
+		t.snap = p
+	}
+	for loop, n := range t.loops {
+		if n > 0 {
+			e.sink.Enqueue(loop, p)
+		}
+	}
+	t.mu.Unlock()
+	return Position{Epoch: p.Epoch, Seq: p.Seq}, nil
+}
+
+// Current returns the topic's current position (seq 0 and the epoch its
+// first publication will carry for a topic never published to).
+func (e *Engine) Current(name string) Position {
+	if t, ok := e.Lookup(name); ok {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return Position{Epoch: t.epoch, Seq: t.seq}
+	}
+	return Position{Epoch: e.epoch}
+}
+
+// Catchup is what a subscriber of a topic must receive before live
+// publications, as PROTOCOL.md "Subscribe and recovery" says.
+type Catchup struct {
+	// Pos is the topic's current epoch and seq: the sub reply's "e" and "s".
+	Pos Position
+	// Recovered is the reply's "rec": the subscriber's since position was
+	// continued without a break.
+	Recovered bool
+	// Reset asks for a reset message {t, e: Pos.Epoch, s: ResetSeq} before
+	// the backlog.
+	Reset    bool
+	ResetSeq uint64
+	// Backlog is sent in order after the reply (and reset). Its last seq,
+	// when there is one, is Pos.Seq.
+	Backlog []*Publication
+}
+
+// Subscribe registers one more subscriber of the named topic on the given
+// loop and returns what it must receive before live publications. Live
+// publications after Pos.Seq reach the loop's Sink after this returns.
+// since is the last position the subscriber holds, or nil.
+func (e *Engine) Subscribe(name string, loop int, since *Position) (Catchup, error) {
+	if err := ValidName(name); err != nil {
+		return Catchup{}, err
+	}
+	if loop < 0 || loop >= e.cfg.Loops {
+		return Catchup{}, fmt.Errorf("subscribe %s: loop %d out of range", name, loop)
+	}
+	t, err := e.topic(name)
+	if err != nil {
+		return Catchup{}, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.loops == nil {
+		t.loops = make([]int32, e.cfg.Loops)
+	}
+	t.loops[loop]++
+	return t.catchup(since, true), nil
+}
+
+// Unsubscribe removes one subscriber of the named topic from the loop.
+func (e *Engine) Unsubscribe(name string, loop int) {
+	t, ok := e.Lookup(name)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	if loop >= 0 && loop < len(t.loops) && t.loops[loop] > 0 {
+		t.loops[loop]--
+	}
+	t.mu.Unlock()
+}
+
+// Resume returns what a subscriber that holds since must receive to continue
+// the topic (a subscriber that fell behind, or saw a gap). It does not change
+// the subscriber count. When since can be continued, Reset is false.
+func (e *Engine) Resume(name string, since Position) Catchup {
+	t, ok := e.Lookup(name)
+	if !ok {
+		return Catchup{Pos: Position{Epoch: e.epoch}, Reset: since.Epoch != e.epoch || since.Seq != 0}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.catchup(&since, false)
+}
+
+// catchup applies the recovery rules. t.mu is held.
+func (t *Topic) catchup(since *Position, fresh bool) Catchup {
+	c := Catchup{Pos: Position{Epoch: t.epoch, Seq: t.seq}}
+	if since != nil {
+		if since.Epoch == t.epoch && since.Seq <= t.seq && t.hist.holds(since.Seq+1, t.seq) {
+			c.Recovered = true
+			c.Backlog = t.hist.appendRange(nil, since.Seq+1, t.seq)
+			return c
+		}
+		c.Reset = true
+	} else if !fresh {
+		c.Reset = true
+	}
+	// From the start: the latest snapshot and the updates after it, when the
+	// history still holds all of them; otherwise live updates from seq+1.
+	c.ResetSeq = t.seq
+	if t.snap != nil && t.hist.holds(t.snap.Seq+1, t.seq) {
+		c.ResetSeq = t.snap.Seq
+		c.Backlog = append(make([]*Publication, 0, 1+t.seq-t.snap.Seq), t.snap)
+		c.Backlog = t.hist.appendRange(c.Backlog, t.snap.Seq+1, t.seq)
+	}
+	return c
+}
+
+// Pull returns up to limit publications of the named topic after from, in
+// order, and whether more follow. It fails with ErrGone when from's epoch is
+// not the current one or the range is no longer held, and with ErrFuture
+// when from is past the current seq.
+func (e *Engine) Pull(name string, from Position, limit int) (epoch string, pubs []*Publication, more bool, err error) {
+	if err := ValidName(name); err != nil {
+		return "", nil, false, err
+	}
+	if limit <= 0 {
+		limit = 1000
+	}
+	t, ok := e.Lookup(name)
+	if !ok {
+		if from.Epoch != e.epoch {
+			return "", nil, false, fmt.Errorf("pull %s: epoch %q is not current: %w", name, from.Epoch, ErrGone)
+		}
+		if from.Seq > 0 {
+			return "", nil, false, fmt.Errorf("pull %s: %w", name, ErrFuture)
+		}
+		return e.epoch, nil, false, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case from.Epoch != t.epoch:
+		return "", nil, false, fmt.Errorf("pull %s: epoch %q is not current: %w", name, from.Epoch, ErrGone)
+	case from.Seq > t.seq:
+		return "", nil, false, fmt.Errorf("pull %s: since %d, current %d: %w", name, from.Seq, t.seq, ErrFuture)
+	case !t.hist.holds(from.Seq+1, t.seq):
+		return "", nil, false, fmt.Errorf("pull %s: oldest held is %d: %w", name, t.hist.first(), ErrGone)
+	}
+	to := t.seq
+	if to-from.Seq > uint64(limit) {
+		to, more = from.Seq+uint64(limit), true
+	}
+	return t.epoch, t.hist.appendRange(nil, from.Seq+1, to), more, nil
+}
