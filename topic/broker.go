@@ -45,18 +45,22 @@ func NewMemoryBroker(engine *Engine) *MemoryBroker { return &MemoryBroker{engine
 // Publish implements Broker. Requests are checked first so that a bad one
 // publishes nothing.
 func (b *MemoryBroker) Publish(_ context.Context, reqs []PublishRequest) ([]Position, error) {
+	names := make([]string, len(reqs))
 	for i, r := range reqs {
 		if err := ValidName(r.Topic); err != nil {
 			return nil, fmt.Errorf("publication %d: %w", i, err)
 		}
-		if _, err := b.engine.topic(r.Topic); err != nil {
-			return nil, fmt.Errorf("publication %d: %w", i, err)
-		}
+		names[i] = r.Topic
+	}
+	if !b.engine.roomFor(names) {
+		return nil, fmt.Errorf("batch: %w (limit %d)", ErrTooManyTopics, b.engine.cfg.MaxTopics)
 	}
 	pos := make([]Position, len(reqs))
 	for i, r := range reqs {
 		p, err := b.engine.Publish(r.Topic, r.Data, r.DataMsgpack, r.Snap)
-		if err != nil { // cannot happen after the checks above
+		// Only a race for the engine's last free topic places can fail here,
+		// after the check above passed for this batch.
+		if err != nil {
 			return pos[:i], fmt.Errorf("publication %d: %w", i, err)
 		}
 		pos[i] = p

@@ -98,7 +98,7 @@ func (e *Engine) topic(name string) (*Topic, error) {
 	if v, ok := e.topics.Load(name); ok {
 		return v.(*Topic), nil
 	}
-	if e.count.Load() >= int64(e.cfg.MaxTopics) {
+	if !e.reserve(1) {
 		return nil, fmt.Errorf("topic %s: %w (limit %d)", name, ErrTooManyTopics, e.cfg.MaxTopics)
 	}
 	t := &Topic{
@@ -108,10 +108,45 @@ func (e *Engine) topic(name string) (*Topic, error) {
 		hist:     history{limit: e.cfg.HistorySize},
 	}
 	v, loaded := e.topics.LoadOrStore(name, t)
-	if !loaded {
-		e.count.Add(1)
+	if loaded {
+		e.count.Add(-1) // another goroutine created it first
 	}
 	return v.(*Topic), nil
+}
+
+// reserve takes n places of MaxTopics, or none if they are not all free.
+func (e *Engine) reserve(n int64) bool {
+	for {
+		c := e.count.Load()
+		if c+n > int64(e.cfg.MaxTopics) {
+			return false
+		}
+		if e.count.CompareAndSwap(c, c+n) {
+			return true
+		}
+	}
+}
+
+// roomFor reports whether the engine can hold the named topics, counting
+// those that do not exist yet, without creating any.
+func (e *Engine) roomFor(names []string) bool {
+	var fresh int64
+	for i, name := range names {
+		if _, ok := e.topics.Load(name); ok {
+			continue
+		}
+		dup := false
+		for _, prev := range names[:i] {
+			if prev == name {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			fresh++
+		}
+	}
+	return e.count.Load()+fresh <= int64(e.cfg.MaxTopics)
 }
 
 // Lookup returns the named topic if it exists.
@@ -228,7 +263,8 @@ func (e *Engine) Unsubscribe(name string, loop int) {
 func (e *Engine) Resume(name string, since Position) Catchup {
 	t, ok := e.Lookup(name)
 	if !ok {
-		return Catchup{Pos: Position{Epoch: e.epoch}, Reset: since.Epoch != e.epoch || since.Seq != 0}
+		reset := since.Epoch != e.epoch || since.Seq != 0
+		return Catchup{Pos: Position{Epoch: e.epoch}, Recovered: !reset, Reset: reset}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -241,7 +277,7 @@ func (t *Topic) catchup(since *Position, fresh bool) Catchup {
 	if since != nil {
 		if since.Epoch == t.epoch && since.Seq <= t.seq && t.hist.holds(since.Seq+1, t.seq) {
 			c.Recovered = true
-			c.Backlog = t.hist.appendRange(nil, since.Seq+1, t.seq)
+			c.Backlog = t.hist.appendRange(make([]*Publication, 0, t.seq-since.Seq), since.Seq+1, t.seq)
 			return c
 		}
 		c.Reset = true
@@ -294,5 +330,5 @@ func (e *Engine) Pull(name string, from Position, limit int) (epoch string, pubs
 	if to-from.Seq > uint64(limit) {
 		to, more = from.Seq+uint64(limit), true
 	}
-	return t.epoch, t.hist.appendRange(nil, from.Seq+1, to), more, nil
+	return t.epoch, t.hist.appendRange(make([]*Publication, 0, to-from.Seq), from.Seq+1, to), more, nil
 }
