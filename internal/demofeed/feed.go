@@ -132,18 +132,19 @@ func (m *Market) round(p float64) float64 {
 	return math.Round(p*inv) / inv
 }
 
-func (m *Market) qty() float64 { return math.Round(m.rng.ExpFloat64()*1e4) / 1e4 }
+// qty is a level's or trade's size: four decimals, never zero.
+func (m *Market) qty() float64 { return math.Round((m.rng.ExpFloat64()+0.001)*1e4) / 1e4 }
 
 // fill tops both sides up to Levels around the mid price.
 func (m *Market) fill() {
 	for i := 1; len(m.bids) < Levels; i++ {
 		if p := m.round(m.mid - float64(i)*m.tick); m.bids[p] == 0 {
-			m.bids[p] = m.qty() + m.tick
+			m.bids[p] = m.qty()
 		}
 	}
 	for i := 1; len(m.asks) < Levels; i++ {
 		if p := m.round(m.mid + float64(i)*m.tick); m.asks[p] == 0 {
-			m.asks[p] = m.qty() + m.tick
+			m.asks[p] = m.qty()
 		}
 	}
 }
@@ -172,7 +173,7 @@ func (m *Market) Step(reqs []topic.PublishRequest, now time.Time, snapshot, tick
 			side = m.bids
 		}
 		for p := range side {
-			side[p] = m.qty() + m.tick
+			side[p] = m.qty()
 			changed[bid][p] = side[p]
 			break
 		}

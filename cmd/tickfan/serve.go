@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tickfan/tickfan/internal/demofeed"
+	"github.com/tickfan/tickfan/server"
+)
+
+func serve(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg server.Config
+	fs.StringVar(&cfg.WSAddr, "ws-addr", ":8080", "WebSocket listen address (`host:port`)")
+	fs.StringVar(&cfg.WSPath, "ws-path", "/ws", "WebSocket path")
+	fs.StringVar(&cfg.TCPAddr, "tcp-addr", ":8081", "msgpack-over-TCP listen address (`host:port`)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8082", "HTTP API, metrics and pprof listen address (`host:port`)")
+	fs.IntVar(&cfg.MaxFrame, "max-frame", 1<<20, "largest inbound frame or message, in `bytes`")
+	fs.IntVar(&cfg.HistorySize, "history-size", 1000, "publications kept per topic for recovery and pull (`count`)")
+	fs.StringVar(&cfg.Conflate, "conflate", "ticker.*", "latest-value topic `patterns`, comma separated (- for none)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "`key` for POST /api/publish (Authorization: apikey <key>); empty turns HTTP publishing off")
+	fs.StringVar(&cfg.AnonymousPub, "anonymous-pub", "", "topic `patterns` clients without a token may pub to, comma separated (default none)")
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 25*time.Second, "server ping `interval` (WebSocket ping frame; TCP {\"op\":\"ping\"})")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "close (4001) a client silent this `long`")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 10*time.Second, "close a WebSocket connection whose upgrade is unfinished after this `long`")
+	fs.DurationVar(&cfg.SlowTimeout, "slow-timeout", 30*time.Second, "close (4005) a client over its outbox high-water mark this `long`")
+	fs.IntVar(&cfg.OutboxBytes, "outbox-bytes", 1<<20, "per-connection outbox high-water mark in `bytes` (low-water: a quarter)")
+	fs.IntVar(&cfg.OutboxMsgs, "outbox-msgs", 4096, "per-connection outbox high-water mark in frames (`count`; low-water: a quarter)")
+	fs.IntVar(&cfg.MaxBatch, "max-batch", 1000, "most publications in one /api/publish batch (`count`)")
+	fs.IntVar(&cfg.Loops, "loops", 0, "event loops (`count`; 0 = one per CPU available)")
+	demo := fs.Bool("demo", false, "publish a demo market feed (book, ticker, trade, kline topics for BTCUSDT, ETHUSDT, SOLUSDT)")
+	demoTick := fs.Duration("demo-tick", 100*time.Millisecond, "demo feed step `interval`")
+	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *demo {
+		go func() {
+			cfg.Logger.Info("demo feed on", "topics", "book.*, ticker.*, trade.*, kline.1m.* for BTCUSDT ETHUSDT SOLUSDT")
+			if err := demofeed.Run(ctx, demofeed.Config{Tick: *demoTick}, srv.Publish); err != nil {
+				cfg.Logger.Error("demo feed stopped", "err", err)
+			}
+		}()
+	}
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

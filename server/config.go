@@ -1,0 +1,124 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/tickfan/tickfan/topic"
+)
+
+// Config configures a Server. The zero value of a field means its default,
+// given in the field's comment.
+type Config struct {
+	// WSAddr is the WebSocket listener. Default ":8080".
+	WSAddr string
+	// WSPath is the WebSocket path. Default "/ws".
+	WSPath string
+	// TCPAddr is the msgpack-over-TCP listener. Default ":8081".
+	TCPAddr string
+	// HTTPAddr is the admin and publish API. Default ":8082".
+	HTTPAddr string
+	// MaxFrame is the largest inbound frame or message, in bytes. Default 1 MiB.
+	MaxFrame int
+	// HistorySize is how many publications each topic keeps. Default 1000.
+	HistorySize int
+	// Conflate lists latest-value topic patterns, comma separated.
+	// Default "ticker.*"; "-" means none.
+	Conflate string
+	// APIKey authorises POST /api/publish. Empty disables HTTP publishing.
+	APIKey string
+	// AnonymousPub lists topic patterns that clients without a token may
+	// publish to with the pub command, comma separated. Default none.
+	AnonymousPub string
+	// MaxBatch is the most publications in one /api/publish batch. Default 1000.
+	MaxBatch int
+	// MaxPull is the largest pull limit honoured. Default 1000.
+	MaxPull int
+	// Heartbeat is the interval of server pings. Default 25 s.
+	Heartbeat time.Duration
+	// IdleTimeout closes (4001) a client silent this long. Default 60 s.
+	IdleTimeout time.Duration
+	// HandshakeTimeout closes a WebSocket connection that has not finished
+	// its upgrade this long after it opened. Default 10 s.
+	HandshakeTimeout time.Duration
+	// SlowTimeout closes (4005) a client over its outbox high-water mark this
+	// long. Default 30 s.
+	SlowTimeout time.Duration
+	// OutboxBytes is a connection's outbox high-water mark in bytes queued
+	// (ours plus the reactor's write buffer); the low-water mark is a
+	// quarter of it. Default 1 MiB.
+	OutboxBytes int
+	// OutboxMsgs is the high-water mark in frames queued; the low-water
+	// mark is a quarter of it. Default 4096.
+	OutboxMsgs int
+	// WheelTick is the resolution of the timing wheel behind every deadline.
+	// Default 10 ms.
+	WheelTick time.Duration
+	// Loops is the number of event loops. Default GOMAXPROCS.
+	Loops int
+	// Logger receives the server's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns cfg with its zero fields set to their defaults.
+func (cfg Config) withDefaults() Config {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&cfg.WSAddr, ":8080")
+	def(&cfg.WSPath, "/ws")
+	def(&cfg.TCPAddr, ":8081")
+	def(&cfg.HTTPAddr, ":8082")
+	def(&cfg.Conflate, "ticker.*")
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = 1 << 20
+	}
+	if cfg.HistorySize == 0 {
+		cfg.HistorySize = 1000
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1000
+	}
+	if cfg.MaxPull <= 0 {
+		cfg.MaxPull = 1000
+	}
+	setDur := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	setDur(&cfg.Heartbeat, 25*time.Second)
+	setDur(&cfg.IdleTimeout, 60*time.Second)
+	setDur(&cfg.HandshakeTimeout, 10*time.Second)
+	setDur(&cfg.SlowTimeout, 30*time.Second)
+	setDur(&cfg.WheelTick, 10*time.Millisecond)
+	if cfg.OutboxBytes <= 0 {
+		cfg.OutboxBytes = 1 << 20
+	}
+	if cfg.OutboxMsgs <= 0 {
+		cfg.OutboxMsgs = 4096
+	}
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+// patterns parses a comma-separated pattern list flag; "-" is the empty list.
+func patterns(flag, s string) (topic.Patterns, error) {
+	if s == "-" {
+		return nil, nil
+	}
+	ps, err := topic.ParsePatterns(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	return ps, nil
+}

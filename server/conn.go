@@ -1,0 +1,561 @@
+package server
+
+import (
+	"errors"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+
+	"github.com/tickfan/tickfan/codec"
+	"github.com/tickfan/tickfan/topic"
+	"github.com/tickfan/tickfan/wheel"
+)
+
+// transport is what a connection needs of the reactor. gnet.Conn has it.
+// Its methods are called on the connection's loop only.
+type transport interface {
+	// Writev writes what the socket takes now and keeps the rest in the
+	// reactor's write buffer, which the reactor drains when the socket is
+	// writable.
+	Writev(bs [][]byte) (int, error)
+	// OutboundBuffered is the size of that write buffer, in bytes.
+	OutboundBuffered() int
+	Close() error
+}
+
+type connKind uint8
+
+const (
+	kindWS connKind = iota
+	kindTCP
+)
+
+func (k connKind) String() string {
+	if k == kindTCP {
+		return "tcp"
+	}
+	return "ws"
+}
+
+type connState uint8
+
+const (
+	stHandshake connState = iota // WebSocket: waiting for the upgrade request
+	stOpen
+	stClosed
+)
+
+// maxIovecs is the most buffers one writev may carry (Linux IOV_MAX).
+const maxIovecs = 1024
+
+// keptOutboxCap is the outbox capacity a connection keeps between writes;
+// a larger one is given back so an idle connection stays small.
+const keptOutboxCap = 64
+
+// conn is one client connection. It is owned by its loop: every method runs
+// on the loop's goroutine.
+type conn struct {
+	t      transport
+	l      *loop
+	kind   connKind
+	state  connState
+	format codec.Format
+
+	subs map[string]*subscription
+
+	// out holds whole frames, shared with other connections (a
+	// publication's frame) or owned (a reply), until the loop hands them to
+	// the socket. It is written only when the reactor's write buffer is
+	// empty, so the two together stay near the high-water mark.
+	out     outbox
+	dirty   bool // in l.dirty: write out at the end of this loop turn
+	blocked bool // in l.blocked: out waits for the socket to drain
+	closing bool // close once out is written
+	slow    bool // over the high-water mark, not yet back under the low one
+
+	frag   []byte // a fragmented WebSocket message being assembled
+	fragOp ws.OpCode
+
+	// Deadlines, on the wheel's coarse clock (unix ns): one wheel timer
+	// stands for the nearest of them.
+	timer     wheel.Timer
+	opened    int64
+	lastSeen  int64
+	nextPing  int64
+	slowSince int64
+}
+
+// subscription is one connection's hold on one topic.
+type subscription struct {
+	c     *conn
+	topic string
+	epoch string
+	// last is the last seq queued for the client (or held by it); written
+	// the last seq handed to the socket, which the client will hold.
+	last     uint64
+	written  uint64
+	idx      int  // position in the loop's loopTopic.subs
+	pending  int  // conflated topic: index in out of its unsent frame, or -1
+	conflate bool // latest value wins: never lags, never resumes
+	paused   bool // lagged: not pushed until the outbox drains
+}
+
+func (c *conn) newSub(name string, cu topic.Catchup) *subscription {
+	s := &subscription{c: c, topic: name, epoch: cu.Pos.Epoch, last: cu.Pos.Seq, written: cu.Pos.Seq,
+		pending: -1, conflate: c.l.srv.engine.Conflated(name)}
+	if len(cu.Backlog) > 0 {
+		s.written = cu.Backlog[0].Seq - 1 // the client holds nothing of the backlog yet
+	}
+	return s
+}
+
+func newConn(t transport, l *loop, kind connKind) *conn {
+	c := &conn{t: t, l: l, kind: kind, format: codec.WSJSON}
+	if kind == kindTCP {
+		c.state, c.format = stOpen, codec.TCPMsgpack
+	}
+	c.timer.Init(func() { l.expire(c) })
+	now := l.srv.wheel.NowNano()
+	c.opened, c.lastSeen = now, now
+	c.nextPing = now + int64(l.srv.cfg.Heartbeat)
+	c.armTimer(now)
+	return c
+}
+
+// onData consumes complete frames from buf and returns how many bytes it
+// used; the rest is kept by the reactor until more arrives.
+func (c *conn) onData(buf []byte) int {
+	off := 0
+	for off < len(buf) {
+		if c.closing || c.state == stClosed {
+			return len(buf) // nothing more is read from a closing connection
+		}
+		var n int
+		switch {
+		case c.kind == kindTCP:
+			n = c.readTCP(buf[off:])
+		case c.state == stHandshake:
+			n = c.readHandshake(buf[off:])
+		default:
+			n = c.readWS(buf[off:])
+		}
+		if n == 0 {
+			break
+		}
+		off += n
+	}
+	return off
+}
+
+func (c *conn) readHandshake(buf []byte) int {
+	r := codec.Handshake(buf, c.l.srv.cfg.WSPath)
+	if r.N == 0 && r.Err == nil {
+		return 0
+	}
+	if r.Err != nil {
+		c.l.srv.metrics.handshakeFailures.Inc()
+		c.push(r.Response)
+		c.closeAfterFlush()
+		return len(buf)
+	}
+	c.push(r.Response)
+	c.format = r.Format
+	c.state = stOpen
+	c.l.srv.metrics.conns(kindWS).Inc()
+	c.armTimer(c.l.srv.wheel.NowNano())
+	return r.N
+}
+
+func (c *conn) readTCP(buf []byte) int {
+	body, n, err := codec.ReadTCPFrame(buf, c.l.srv.cfg.MaxFrame)
+	if err != nil {
+		c.closeWith(CloseBadRequest, err.Error())
+		return len(buf)
+	}
+	if n > 0 {
+		c.handle(body)
+	}
+	return n
+}
+
+func (c *conn) readWS(buf []byte) int {
+	maxFrame := c.l.srv.cfg.MaxFrame
+	fr, n, err := codec.ReadWSFrame(buf, maxFrame)
+	if err != nil {
+		c.wsProtocolClose(err)
+		return len(buf)
+	}
+	if n == 0 {
+		return 0
+	}
+	switch fr.Op {
+	case ws.OpText, ws.OpBinary:
+		if c.frag != nil {
+			c.wsClose(codec.CloseProtocolError, "new message inside a fragmented one")
+			return len(buf)
+		}
+		if !fr.Fin {
+			c.frag = append(make([]byte, 0, len(fr.Payload)), fr.Payload...)
+			c.fragOp = fr.Op
+			return n
+		}
+		c.message(fr.Op, fr.Payload)
+	case ws.OpContinuation:
+		if c.frag == nil {
+			c.wsClose(codec.CloseProtocolError, "continuation without a start")
+			return len(buf)
+		}
+		if len(c.frag)+len(fr.Payload) > maxFrame {
+			c.wsClose(codec.CloseTooBig, "message too big")
+			return len(buf)
+		}
+		c.frag = append(c.frag, fr.Payload...)
+		if fr.Fin {
+			msg := c.frag
+			c.frag = nil
+			c.message(c.fragOp, msg)
+		}
+	case ws.OpPing:
+		c.push(codec.AppendWSFrame(nil, ws.OpPong, fr.Payload))
+	case ws.OpPong:
+	case ws.OpClose:
+		c.wsCloseReply(fr.Payload)
+		return len(buf)
+	}
+	return n
+}
+
+// message handles one whole WebSocket data message.
+func (c *conn) message(op ws.OpCode, payload []byte) {
+	if op == ws.OpText && !utf8.Valid(payload) {
+		c.wsClose(codec.CloseInvalidUTF8, "text message is not UTF-8")
+		return
+	}
+	c.handle(payload)
+}
+
+// wsCloseReply answers the client's close frame with the same code, as
+// RFC 6455 5.5.1 asks, and closes.
+func (c *conn) wsCloseReply(payload []byte) {
+	code := codec.CloseNormal
+	switch {
+	case len(payload) == 1:
+		code = codec.CloseProtocolError
+	case len(payload) >= 2:
+		code = int(payload[0])<<8 | int(payload[1])
+		if !validCloseCode(code) || !utf8.Valid(payload[2:]) {
+			code = codec.CloseProtocolError
+		}
+	}
+	c.push(codec.AppendWSClose(nil, code, ""))
+	c.closeAfterFlush()
+}
+
+// validCloseCode reports whether a peer may send code in a close frame
+// (RFC 6455 7.4).
+func validCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+// wsProtocolClose closes for a frame that broke RFC 6455.
+func (c *conn) wsProtocolClose(err error) {
+	var ce *codec.CloseError
+	if errors.As(err, &ce) {
+		c.wsClose(ce.Code, ce.Reason)
+		return
+	}
+	c.wsClose(codec.CloseProtocolError, err.Error())
+}
+
+// wsClose sends a WebSocket close frame (no op close: PROTOCOL.md says
+// protocol violations carry only the RFC 6455 code) and closes.
+func (c *conn) wsClose(code int, reason string) {
+	c.l.srv.metrics.closes(code).Inc()
+	c.push(codec.AppendWSClose(nil, code, reason))
+	c.closeAfterFlush()
+}
+
+// closeWith sends {"op":"close"} (and over WebSocket a close frame with the
+// same code) and closes.
+func (c *conn) closeWith(code int, reason string) {
+	c.l.srv.metrics.closes(code).Inc()
+	c.push(codec.AppendClose(nil, c.format, code, reason))
+	if c.kind == kindWS {
+		c.push(codec.AppendWSClose(nil, code, reason))
+	}
+	c.closeAfterFlush()
+}
+
+func (c *conn) closeAfterFlush() {
+	c.closing = true
+	c.markDirty()
+}
+
+// push queues a reply or control frame.
+func (c *conn) push(frame []byte) { c.queue(frame, nil, 0) }
+
+// queue appends a whole frame to the outbox; sub and seq are set for a
+// publication's frame.
+func (c *conn) queue(frame []byte, s *subscription, seq uint64) {
+	i := c.out.push(outFrame{b: frame, sub: s, seq: seq})
+	if s != nil && s.conflate {
+		s.pending = i
+	}
+	c.markDirty()
+}
+
+func (c *conn) markDirty() {
+	if !c.dirty {
+		c.dirty = true
+		c.l.dirty = append(c.l.dirty, c)
+	}
+}
+
+// deliver queues a live publication for subscription s and reports whether
+// it was queued. A publication the connection already has (it came in the
+// catch-up of its sub) is skipped; a gap is closed from history, or
+// reported with reset, before anything after it is sent. A conflated topic
+// keeps only its newest unsent publication.
+func (c *conn) deliver(s *subscription, p *topic.Publication) bool {
+	if c.closing || s.paused || p.Epoch == s.epoch && p.Seq <= s.last {
+		return false
+	}
+	if p.Epoch != s.epoch || p.Seq != s.last+1 && !s.conflate {
+		c.resume(s)
+		return true
+	}
+	s.last = p.Seq
+	frame := c.l.frame(p, c.format)
+	if s.pending >= 0 {
+		c.out.replace(s.pending, frame, p.Seq)
+		c.l.conflated++
+		return true
+	}
+	c.queue(frame, s, p.Seq)
+	return true
+}
+
+// resume brings s from what the client holds up to the topic's current seq
+// from history, or with reset and the snapshot when the range is gone.
+func (c *conn) resume(s *subscription) {
+	cu := c.l.srv.engine.Resume(s.topic, topic.Position{Epoch: s.epoch, Seq: s.written})
+	s.paused = false
+	s.epoch, s.last = cu.Pos.Epoch, cu.Pos.Seq
+	c.sendCatchup(s, cu)
+}
+
+// sendCatchup queues what the recovery rules asked for: reset, then the backlog.
+func (c *conn) sendCatchup(s *subscription, cu topic.Catchup) {
+	if cu.Reset {
+		c.l.srv.metrics.resets.Inc()
+		c.push(codec.AppendReset(nil, c.format, s.topic, cu.Pos.Epoch, cu.ResetSeq))
+	}
+	for _, p := range cu.Backlog {
+		c.queue(codec.Frame(p, c.format), s, p.Seq)
+	}
+}
+
+// flush hands the outbox to the socket, unless the socket still holds
+// earlier bytes: then the outbox waits (c.blocked) and the marks are
+// checked. It returns the bytes handed over.
+func (c *conn) flush() int {
+	c.dirty = false
+	if c.state == stClosed {
+		c.out.reset()
+		return 0
+	}
+	if buffered := c.t.OutboundBuffered(); buffered > 0 && !c.closing {
+		c.checkMarks(buffered)
+		if len(c.out.frames) > 0 && !c.blocked {
+			c.blocked = true
+			c.l.block(c)
+		}
+		return 0
+	}
+	n := c.writeOut()
+	if c.state == stClosed {
+		return n
+	}
+	if c.closing {
+		_ = c.t.Close()
+		return n
+	}
+	if c.slow || n > c.l.srv.cfg.OutboxBytes/4 {
+		c.checkMarks(c.t.OutboundBuffered())
+	}
+	return n
+}
+
+// writeOut writes the whole outbox, at most maxIovecs frames per writev.
+func (c *conn) writeOut() int {
+	frames := c.out.frames
+	total := 0
+	for off := 0; off < len(frames); {
+		end := min(off+maxIovecs, len(frames))
+		iov := c.l.iov[:0]
+		for i := off; i < end; i++ {
+			f := &frames[i]
+			iov = append(iov, f.b)
+			total += len(f.b)
+			if f.sub != nil {
+				f.sub.written = f.seq
+				f.sub.pending = -1
+			}
+		}
+		c.l.iov = iov // kept for the next write; it only holds shared frames
+		if _, err := c.t.Writev(iov); err != nil || c.state == stClosed {
+			return total // the reactor closed the connection
+		}
+		off = end
+	}
+	c.out.reset()
+	return total
+}
+
+// checkMarks applies the outbox's high- and low-water marks, given the
+// bytes in the reactor's write buffer.
+func (c *conn) checkMarks(buffered int) {
+	cfg := &c.l.srv.cfg
+	queued := c.out.bytes + buffered
+	frames := len(c.out.frames)
+	switch {
+	case !c.slow && (queued > cfg.OutboxBytes || frames > cfg.OutboxMsgs):
+		c.goSlow()
+	case c.slow && queued <= cfg.OutboxBytes/4 && frames <= cfg.OutboxMsgs/4:
+		c.unslow()
+	}
+}
+
+// goSlow stops pushing every non-conflated topic: each gets lag with the
+// last seq handed to the socket, and its queued frames are dropped.
+func (c *conn) goSlow() {
+	m := c.l.srv.metrics
+	c.slow = true
+	c.slowSince = c.l.srv.wheel.NowNano()
+	m.slowClients.Inc()
+	for _, s := range c.subs {
+		if !s.conflate && !s.paused {
+			s.paused = true
+			s.last = s.written
+		}
+	}
+	c.out.dropPaused()
+	for _, s := range c.subs {
+		if s.paused {
+			m.lags.Inc()
+			c.push(codec.AppendLag(nil, c.format, s.topic, s.written))
+		}
+	}
+	c.armTimer(c.slowSince)
+}
+
+// unslow resumes every lagged topic from history (or with reset).
+func (c *conn) unslow() {
+	c.slow = false
+	c.l.srv.metrics.slowClients.Dec()
+	for _, s := range c.subs {
+		if s.paused {
+			c.l.srv.metrics.resumes.Inc()
+			c.resume(s)
+		}
+	}
+}
+
+// armTimer sets the wheel timer to the nearest deadline after now.
+func (c *conn) armTimer(now int64) {
+	if c.state == stClosed {
+		return
+	}
+	cfg := &c.l.srv.cfg
+	var next int64
+	if c.state == stHandshake {
+		next = c.opened + int64(cfg.HandshakeTimeout)
+	} else {
+		next = min(c.nextPing, c.lastSeen+int64(cfg.IdleTimeout))
+		if c.slow {
+			next = min(next, c.slowSince+int64(cfg.SlowTimeout))
+		}
+	}
+	c.l.srv.wheel.Add(&c.timer, time.Duration(max(next-now, 0)))
+}
+
+// onTimer runs on the loop when the connection's wheel timer fired: it
+// closes on a passed deadline, sends a heartbeat when due, and re-arms.
+func (c *conn) onTimer() {
+	if c.state == stClosed || c.closing {
+		return
+	}
+	cfg := &c.l.srv.cfg
+	now := c.l.srv.wheel.NowNano()
+	switch {
+	case c.state == stHandshake:
+		if now-c.opened >= int64(cfg.HandshakeTimeout) {
+			c.l.srv.metrics.handshakeTimeouts.Inc()
+			c.closing = true
+			_ = c.t.Close()
+			return
+		}
+	case now-c.lastSeen >= int64(cfg.IdleTimeout):
+		c.closeWith(CloseIdle, "idle timeout")
+		return
+	case c.slow && now-c.slowSince >= int64(cfg.SlowTimeout):
+		c.closeWith(CloseSlowClient, "slow client")
+		return
+	case now >= c.nextPing:
+		if c.kind == kindWS {
+			c.push(codec.AppendWSFrame(nil, ws.OpPing, nil))
+		} else {
+			c.push(codec.AppendPingMessage(nil))
+		}
+		c.nextPing = now + int64(cfg.Heartbeat)
+	}
+	c.armTimer(now)
+}
+
+// closed releases the connection's subscriptions and deadlines once the
+// reactor has closed it.
+func (c *conn) closed() {
+	if c.state == stClosed {
+		return
+	}
+	if c.state == stOpen {
+		c.l.srv.metrics.conns(c.kind).Dec()
+	}
+	if c.slow {
+		c.l.srv.metrics.slowClients.Dec()
+	}
+	c.state = stClosed
+	c.l.srv.wheel.Stop(&c.timer)
+	c.out.reset()
+	for _, s := range c.subs {
+		c.dropSub(s)
+	}
+	c.frag = nil
+}
+
+func (c *conn) addSub(s *subscription) {
+	if c.subs == nil {
+		c.subs = make(map[string]*subscription, 1)
+	}
+	c.subs[s.topic] = s
+	c.l.addSub(s)
+	c.l.srv.metrics.subscriptions.Inc()
+}
+
+func (c *conn) dropSub(s *subscription) {
+	delete(c.subs, s.topic)
+	c.l.removeSub(s)
+	c.l.srv.engine.Unsubscribe(s.topic, c.l.id)
+	c.l.srv.metrics.subscriptions.Dec()
+	if len(c.out.frames) > 0 {
+		s.paused = true // its queued frames go with it
+		c.out.dropPaused()
+	}
+}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tickfan/tickfan/codec"
+	"github.com/tickfan/tickfan/topic"
+)
+
+// maxPublishBody bounds a publish request body: a batch may carry MaxBatch
+// items of up to MaxFrame bytes each, but never more than this in all.
+const maxPublishBody = 64 << 20
+
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/publish", s.handlePublish)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /{$}", s.handleStatus)
+	return mux
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if s.draining.Load() {
+		writeErr(w, http.StatusServiceUnavailable, "draining")
+		return
+	}
+	if err := s.broker.Ready(); err != nil {
+		writeErr(w, http.StatusServiceUnavailable, "broker: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// publishItem is one publication in a POST /api/publish body.
+type publishItem struct {
+	T string          `json:"t"`
+	D json.RawMessage `json:"d"`
+	K string          `json:"k"`
+}
+
+type publishBody struct {
+	publishItem
+	Batch []publishItem `json:"batch"`
+}
+
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+	if !s.apiKeyOK(r.Header.Get("Authorization")) {
+		msg := "Authorization: apikey <key> missing or wrong"
+		if s.cfg.APIKey == "" {
+			msg = "HTTP publishing is off: start the server with --api-key"
+		}
+		s.metrics.errors(codec.CodeUnauthorized).Inc()
+		writeErr(w, http.StatusUnauthorized, msg)
+		return
+	}
+	limit := int64(min(maxPublishBody, s.cfg.MaxBatch*(s.cfg.MaxFrame+topic.MaxNameLen+64)))
+	var body publishBody
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	if err := dec.Decode(&body); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.httpErr(w, codec.CodeTooLarge, fmt.Sprintf("body over %d bytes", limit))
+			return
+		}
+		s.httpErr(w, codec.CodeBadRequest, "body is not a publication: "+err.Error())
+		return
+	}
+	if dec.More() {
+		s.httpErr(w, codec.CodeBadRequest, "body holds more than one JSON value")
+		return
+	}
+	items, batch := body.Batch, body.Batch != nil
+	if !batch {
+		items = []publishItem{body.publishItem}
+	}
+	switch {
+	case batch && len(items) == 0:
+		s.httpErr(w, codec.CodeBadRequest, "batch is empty")
+		return
+	case len(items) > s.cfg.MaxBatch:
+		s.httpErr(w, codec.CodeTooLarge, fmt.Sprintf("batch of %d, at most %d", len(items), s.cfg.MaxBatch))
+		return
+	}
+	reqs := make([]topic.PublishRequest, len(items))
+	for i, it := range items {
+		req, code, msg := publishRequest(it.T, it.D, false, it.K, s.cfg.MaxFrame)
+		if code != 0 {
+			if batch {
+				msg = fmt.Sprintf("batch item %d: %s", i, msg)
+			}
+			s.httpErr(w, code, msg)
+			return
+		}
+		reqs[i] = req
+	}
+	pos, err := s.Publish(r.Context(), reqs)
+	if err != nil {
+		s.httpErr(w, publishErrCode(err), err.Error())
+		return
+	}
+	if !batch {
+		writeJSON(w, http.StatusOK, pos[0])
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]topic.Position{"results": pos})
+}
+
+// apiKeyOK checks "Authorization: apikey <key>" in constant time.
+func (s *Server) apiKeyOK(h string) bool {
+	const scheme = "apikey "
+	if s.cfg.APIKey == "" || len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(h[len(scheme):]), []byte(s.cfg.APIKey)) == 1
+}
+
+func (s *Server) httpErr(w http.ResponseWriter, code int, msg string) {
+	s.metrics.errors(code).Inc()
+	writeErr(w, code, msg)
+}
+
+func writeErr(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]codec.Error{"err": {Code: code, Msg: msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>tickfan</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;margin:2em auto;max-width:44em;padding:0 1em}td{padding:.2em 1em .2em 0}code{background:#f3f3f3;padding:0 .3em}</style>
+</head><body>
+<h1>tickfan</h1>
+<table>
+<tr><td>WebSocket</td><td><code>ws://{{.WS}}{{.Path}}</code> (tickfan.v1.json, tickfan.v1.msgpack)</td></tr>
+<tr><td>TCP msgpack</td><td><code>{{.TCP}}</code></td></tr>
+<tr><td>Event loops</td><td>{{.Loops}}</td></tr>
+<tr><td>Topics</td><td>{{.Topics}}</td></tr>
+<tr><td>History per topic</td><td>{{.History}} publications</td></tr>
+</table>
+<p><a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> · <a href="/debug/pprof/">/debug/pprof/</a></p>
+</body></html>
+`))
+
+func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = statusPage.Execute(w, map[string]any{
+		"WS": s.WSAddr(), "Path": s.cfg.WSPath, "TCP": s.TCPAddr(), "Loops": s.cfg.Loops,
+		"Topics": s.engine.Topics(), "History": s.cfg.HistorySize,
+	})
+}

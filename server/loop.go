@@ -1,0 +1,229 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tickfan/tickfan/codec"
+	"github.com/tickfan/tickfan/topic"
+	"github.com/tickfan/tickfan/wheel"
+)
+
+// loop is one event loop's share of the server: its connections' subscriber
+// index and the inbox through which publications and fired deadlines reach
+// them. Everything but the inbox is owned by the loop's goroutine.
+type loop struct {
+	id  int
+	srv *Server
+	// wake asks the loop's goroutine to run Run soon; it must not block.
+	wake func()
+
+	mu        sync.Mutex // guards inbox, expired, pollDue and scheduled
+	inbox     []*topic.Publication
+	expired   []*conn
+	pollDue   bool
+	scheduled bool
+
+	// Owned by the loop goroutine.
+	spare      []*topic.Publication
+	spareConns []*conn
+	topics     map[string]*loopTopic
+	dirty      []*conn // connections to write at the end of this turn
+	blocked    []*conn // connections whose outbox waits for the socket
+	pollTimer  wheel.Timer
+	iov        [][]byte // writev scratch
+	cur        *topic.Publication
+	curFrames  [codec.TCPMsgpack + 1][]byte // cur's frames, resolved once per loop
+	cmd        codec.Command                // decode scratch, reused for every command
+	conflated  uint64                       // replacements this turn
+
+	stats loopStats
+}
+
+// loopStats are the loop's counters; the loop adds to them once per turn.
+type loopStats struct {
+	deliveries atomic.Uint64
+	bytesOut   atomic.Uint64
+	conflated  atomic.Uint64
+}
+
+// loopTopic is the loop's list of subscribers of one topic.
+type loopTopic struct {
+	subs []*subscription
+}
+
+func newLoop(id int, srv *Server) *loop {
+	l := &loop{id: id, srv: srv, topics: make(map[string]*loopTopic)}
+	l.pollTimer.Init(l.pollFired)
+	return l
+}
+
+// Enqueue hands a publication to the loop. Any goroutine may call it; the
+// topic engine does, with the topic's lock held, in seq order per topic. The
+// loop is woken once per batch, not once per publication.
+func (l *loop) Enqueue(p *topic.Publication) {
+	l.mu.Lock()
+	l.inbox = append(l.inbox, p)
+	l.scheduleLocked()
+}
+
+// expire hands a connection whose deadline timer fired to the loop. The
+// wheel's goroutine calls it.
+func (l *loop) expire(c *conn) {
+	l.mu.Lock()
+	l.expired = append(l.expired, c)
+	l.scheduleLocked()
+}
+
+// pollFired asks the loop to look at its blocked connections again. The
+// wheel's goroutine calls it.
+func (l *loop) pollFired() {
+	l.mu.Lock()
+	l.pollDue = true
+	l.scheduleLocked()
+}
+
+// scheduleLocked wakes the loop unless a wake is pending; it unlocks l.mu.
+func (l *loop) scheduleLocked() {
+	wake := !l.scheduled
+	l.scheduled = true
+	l.mu.Unlock()
+	if wake && l.wake != nil {
+		l.wake()
+	}
+}
+
+// Run is the task the loop's goroutine runs on wake: deadlines first, then
+// blocked connections, then publications, then one write per connection.
+func (l *loop) Run(context.Context) error {
+	l.drain()
+	return nil
+}
+
+func (l *loop) drain() {
+	l.mu.Lock()
+	batch, expired, poll := l.inbox, l.expired, l.pollDue
+	l.inbox, l.expired, l.pollDue = l.spare, l.spareConns, false
+	l.scheduled = false
+	l.mu.Unlock()
+
+	for _, c := range expired {
+		c.onTimer()
+	}
+	clear(expired)
+	l.spareConns = expired[:0]
+	if poll {
+		l.poll()
+	}
+
+	var n uint64
+	for _, p := range batch {
+		if lt := l.topics[p.Topic]; lt != nil {
+			l.cur, l.curFrames = p, [len(l.curFrames)][]byte{}
+			for _, s := range lt.subs {
+				if s.c.deliver(s, p) {
+					n++
+				}
+			}
+		}
+	}
+	l.cur, l.curFrames = nil, [len(l.curFrames)][]byte{}
+	clear(batch)
+	l.spare = batch[:0]
+	l.stats.deliveries.Add(n)
+	l.flush()
+}
+
+// frame returns p's frame in format f, asking the publication's cache once
+// per loop turn rather than once per subscriber.
+func (l *loop) frame(p *topic.Publication, f codec.Format) []byte {
+	if p != l.cur {
+		return codec.Frame(p, f)
+	}
+	if b := l.curFrames[f]; b != nil {
+		return b
+	}
+	b := codec.Frame(p, f)
+	l.curFrames[f] = b
+	return b
+}
+
+// flush writes every connection with a pending outbox. Loop goroutine only.
+func (l *loop) flush() {
+	var bytes uint64
+	// A write may queue more (a drained slow client resumes): those
+	// connections are appended and written in the same pass.
+	for i := 0; i < len(l.dirty); i++ {
+		c := l.dirty[i]
+		l.dirty[i] = nil
+		bytes += uint64(c.flush())
+	}
+	l.dirty = l.dirty[:0]
+	if bytes > 0 {
+		l.stats.bytesOut.Add(bytes)
+	}
+	if l.conflated > 0 {
+		l.stats.conflated.Add(l.conflated)
+		l.conflated = 0
+	}
+}
+
+// block puts a connection whose socket is still busy on the poll list.
+func (l *loop) block(c *conn) {
+	if len(l.blocked) == 0 {
+		l.srv.wheel.Add(&l.pollTimer, l.srv.cfg.WheelTick)
+	}
+	l.blocked = append(l.blocked, c)
+}
+
+// poll writes the blocked connections whose sockets have drained and checks
+// the marks of the others (their socket buffers shrink as the reactor
+// writes). Loop goroutine only.
+func (l *loop) poll() {
+	kept := l.blocked[:0]
+	for _, c := range l.blocked {
+		switch {
+		case c.state == stClosed:
+			c.blocked = false
+		case c.t.OutboundBuffered() == 0:
+			c.blocked = false
+			c.markDirty()
+		default:
+			c.checkMarks(c.t.OutboundBuffered())
+			kept = append(kept, c)
+		}
+	}
+	clear(l.blocked[len(kept):])
+	l.blocked = kept
+	if len(l.blocked) > 0 {
+		l.srv.wheel.Add(&l.pollTimer, l.srv.cfg.WheelTick)
+	}
+}
+
+// addSub indexes a subscription. Loop goroutine only.
+func (l *loop) addSub(s *subscription) {
+	lt := l.topics[s.topic]
+	if lt == nil {
+		lt = &loopTopic{}
+		l.topics[s.topic] = lt
+	}
+	s.idx = len(lt.subs)
+	lt.subs = append(lt.subs, s)
+}
+
+// removeSub drops a subscription from the index. Loop goroutine only.
+func (l *loop) removeSub(s *subscription) {
+	lt := l.topics[s.topic]
+	if lt == nil || s.idx >= len(lt.subs) || lt.subs[s.idx] != s {
+		return
+	}
+	last := len(lt.subs) - 1
+	lt.subs[s.idx] = lt.subs[last]
+	lt.subs[s.idx].idx = s.idx
+	lt.subs[last] = nil
+	lt.subs = lt.subs[:last]
+	if len(lt.subs) == 0 {
+		delete(l.topics, s.topic)
+	}
+}

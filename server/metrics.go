@@ -1,0 +1,123 @@
+package server
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the server's Prometheus metrics, on a registry of its own so
+// that several servers can live in one process (tests do). Counters that
+// move per delivery are kept by the loops and read at scrape time.
+type metrics struct {
+	reg *prometheus.Registry
+
+	connections       *prometheus.GaugeVec
+	subscriptions     prometheus.Gauge
+	publications      prometheus.Counter
+	handshakeFailures prometheus.Counter
+	handshakeTimeouts prometheus.Counter
+	slowClients       prometheus.Gauge
+	lags              prometheus.Counter
+	resumes           prometheus.Counter
+	resets            prometheus.Counter
+	recovered         prometheus.Counter
+	errorsByCode      *prometheus.CounterVec
+	closesByCode      *prometheus.CounterVec
+	commandsByOp      *prometheus.CounterVec
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.connections = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tickfan_connections", Help: "Open client connections by transport (ws counts after the upgrade).",
+	}, []string{"transport"})
+	m.subscriptions = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tickfan_subscriptions", Help: "Subscriptions held by connected clients.",
+	})
+	m.publications = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tickfan_publications_total", Help: "Publications accepted from producers.",
+	})
+	m.handshakeFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tickfan_ws_handshake_failures_total", Help: "WebSocket upgrade requests refused (bad request, wrong path).",
+	})
+	m.handshakeTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tickfan_ws_handshake_timeouts_total", Help: "Connections closed for not finishing the WebSocket upgrade in time.",
+	})
+	m.slowClients = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tickfan_slow_clients", Help: "Connections over their outbox high-water mark now.",
+	})
+	m.lags = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tickfan_lags_total", Help: "lag messages sent: a topic stopped being pushed to a slow client.",
+	})
+	m.resumes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tickfan_resumes_total", Help: "Lagged topics resumed once the client's outbox drained.",
+	})
+	m.resets = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tickfan_resets_total", Help: "reset messages sent: a client's continuity of a topic was broken.",
+	})
+	m.recovered = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tickfan_recovered_total", Help: "Subscriptions with since that recovered without a break.",
+	})
+	m.errorsByCode = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tickfan_errors_total", Help: "Error replies sent, by PROTOCOL.md code.",
+	}, []string{"code"})
+	m.closesByCode = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tickfan_closes_total", Help: "Connections closed by the server, by close code.",
+	}, []string{"code"})
+	m.commandsByOp = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tickfan_commands_total", Help: "Client commands received, by op.",
+	}, []string{"op"})
+	sum := func(get func(l *loop) uint64) func() float64 {
+		return func() float64 {
+			var n uint64
+			for _, l := range s.loops {
+				n += get(l)
+			}
+			return float64(n)
+		}
+	}
+	m.reg.MustRegister(
+		m.connections, m.subscriptions, m.publications, m.handshakeFailures,
+		m.handshakeTimeouts, m.slowClients, m.lags, m.resumes, m.resets, m.recovered, m.errorsByCode, m.closesByCode, m.commandsByOp,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tickfan_deliveries_total", Help: "Publications queued to subscribers.",
+		}, sum(func(l *loop) uint64 { return l.stats.deliveries.Load() })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tickfan_bytes_out_total", Help: "Bytes written to client sockets (frames, replies included).",
+		}, sum(func(l *loop) uint64 { return l.stats.bytesOut.Load() })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tickfan_conflated_total", Help: "Unsent publications of conflated topics replaced by a newer one.",
+		}, sum(func(l *loop) uint64 { return l.stats.conflated.Load() })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tickfan_topics", Help: "Topics held by the topic engine.",
+		}, func() float64 { return float64(s.engine.Topics()) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+func (m *metrics) conns(k connKind) prometheus.Gauge {
+	return m.connections.WithLabelValues(k.String())
+}
+
+func (m *metrics) errors(code int) prometheus.Counter {
+	return m.errorsByCode.WithLabelValues(strconv.Itoa(code))
+}
+
+func (m *metrics) closes(code int) prometheus.Counter {
+	return m.closesByCode.WithLabelValues(strconv.Itoa(code))
+}
+
+// commands counts a command; ops outside the protocol share one label so a
+// client cannot grow the metric without bound.
+func (m *metrics) commands(op string) prometheus.Counter {
+	switch op {
+	case "sub", "unsub", "pull", "pub", "ping", "auth", "refresh":
+	default:
+		op = "other"
+	}
+	return m.commandsByOp.WithLabelValues(op)
+}

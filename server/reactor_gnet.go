@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
+	"golang.org/x/sys/unix"
+)
+
+// gnetReactor runs the WebSocket and TCP listeners on one gnet engine with
+// Config.Loops event loops. Each gnet loop is paired with one of the
+// server's loops the first time it opens a connection.
+type gnetReactor struct {
+	gnet.BuiltinEventEngine
+	srv *Server
+
+	eng     gnet.Engine
+	booted  chan struct{}
+	wsAddr  net.Addr
+	tcpAddr net.Addr
+
+	mu     sync.Mutex
+	paired map[gnet.EventLoop]*loop
+}
+
+func newGnetReactor(s *Server) *gnetReactor {
+	return &gnetReactor{srv: s, booted: make(chan struct{}), paired: make(map[gnet.EventLoop]*loop)}
+}
+
+// start runs the engine and waits until its listeners are bound.
+func (r *gnetReactor) start(wg *sync.WaitGroup) error {
+	cfg := r.srv.cfg
+	addrs := []string{"tcp://" + cfg.WSAddr, "tcp://" + cfg.TCPAddr}
+	errc := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errc <- gnet.Rotate(r, addrs,
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(cfg.Loops),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(gnetLogger{r.srv}),
+			gnet.WithLogLevel(logging.WarnLevel),
+		)
+	}()
+	select {
+	case <-r.booted:
+		return nil
+	case err := <-errc:
+		return fmt.Errorf("reactor: %w", err)
+	}
+}
+
+func (r *gnetReactor) stop(ctx context.Context) error {
+	select {
+	case <-r.booted:
+		return r.eng.Stop(ctx)
+	default:
+		return nil
+	}
+}
+
+// OnBoot learns the bound addresses (a port of 0 in the config picks one).
+func (r *gnetReactor) OnBoot(eng gnet.Engine) gnet.Action {
+	r.eng = eng
+	var err error
+	if r.wsAddr, err = boundAddr(eng, r.srv.cfg.WSAddr); err != nil {
+		r.srv.log.Error("websocket listener address", "err", err)
+		return gnet.Shutdown
+	}
+	if r.tcpAddr, err = boundAddr(eng, r.srv.cfg.TCPAddr); err != nil {
+		r.srv.log.Error("tcp listener address", "err", err)
+		return gnet.Shutdown
+	}
+	close(r.booted)
+	return gnet.None
+}
+
+// boundAddr returns the address the listener for addr is bound to.
+func boundAddr(eng gnet.Engine, addr string) (net.Addr, error) {
+	fd, err := eng.DupListener("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dup listener %s: %w", addr, err)
+	}
+	defer unix.Close(fd)
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, fmt.Errorf("getsockname %s: %w", addr, err)
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}, nil
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}, nil
+	}
+	return nil, fmt.Errorf("listener %s: unexpected address %T", addr, sa)
+}
+
+// pair returns the server loop of a gnet event loop.
+func (r *gnetReactor) pair(el gnet.EventLoop) *loop {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if l, ok := r.paired[el]; ok {
+		return l
+	}
+	l := r.srv.loops[len(r.paired)%len(r.srv.loops)]
+	l.wake = func() { _ = el.Execute(context.Background(), l) }
+	r.paired[el] = l
+	return l
+}
+
+func (r *gnetReactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	kind := kindWS
+	if la, ok := gc.LocalAddr().(*net.TCPAddr); ok && la.Port == r.tcpAddr.(*net.TCPAddr).Port {
+		kind = kindTCP
+	}
+	c := newConn(gc, r.pair(gc.EventLoop()), kind)
+	gc.SetContext(c)
+	if kind == kindTCP {
+		r.srv.metrics.conns(kindTCP).Inc()
+	}
+	return nil, gnet.None
+}
+
+func (r *gnetReactor) OnTraffic(gc gnet.Conn) gnet.Action {
+	c := gc.Context().(*conn)
+	c.lastSeen = r.srv.wheel.NowNano() // any inbound byte is life
+	buf, _ := gc.Peek(-1)
+	n := c.onData(buf)
+	_, _ = gc.Discard(n)
+	c.l.flush()
+	return gnet.None
+}
+
+func (r *gnetReactor) OnClose(gc gnet.Conn, _ error) gnet.Action {
+	if c, ok := gc.Context().(*conn); ok {
+		c.closed()
+	}
+	return gnet.None
+}
+
+// gnetLogger sends gnet's own logs to the server's logger.
+type gnetLogger struct{ s *Server }
+
+func (g gnetLogger) Debugf(f string, a ...any) {
+	g.s.log.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (g gnetLogger) Infof(f string, a ...any) { g.s.log.Info(strings.TrimSpace(fmt.Sprintf(f, a...))) }
+func (g gnetLogger) Warnf(f string, a ...any) { g.s.log.Warn(strings.TrimSpace(fmt.Sprintf(f, a...))) }
+func (g gnetLogger) Errorf(f string, a ...any) {
+	g.s.log.Error(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (g gnetLogger) Fatalf(f string, a ...any) {
+	g.s.log.Error(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}

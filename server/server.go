@@ -1,0 +1,140 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tickfan/tickfan/topic"
+	"github.com/tickfan/tickfan/wheel"
+)
+
+// Server is one tickfan node: the reactor with its WebSocket and TCP
+// listeners, the topic engine, the broker and the HTTP API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	engine  *topic.Engine
+	broker  topic.Broker
+	loops   []*loop
+	anonPub topic.Patterns
+	metrics *metrics
+	wheel   *wheel.Wheel
+
+	reactor *gnetReactor
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	draining  atomic.Bool
+	stopOnce  sync.Once
+	reactorWG sync.WaitGroup
+}
+
+// New builds a server with the in-memory broker. Nothing listens until Start.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	conflate, err := patterns("conflate", cfg.Conflate)
+	if err != nil {
+		return nil, err
+	}
+	anonPub, err := patterns("anonymous-pub", cfg.AnonymousPub)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, anonPub: anonPub}
+	s.wheel = wheel.New(wheel.Config{Tick: cfg.WheelTick})
+	s.loops = make([]*loop, cfg.Loops)
+	for i := range s.loops {
+		s.loops[i] = newLoop(i, s)
+	}
+	s.engine = topic.NewEngine(topic.EngineConfig{
+		HistorySize: cfg.HistorySize,
+		Loops:       cfg.Loops,
+		Conflate:    conflate,
+	}, s)
+	s.broker = topic.NewMemoryBroker(s.engine)
+	s.metrics = newMetrics(s)
+	return s, nil
+}
+
+// Enqueue implements topic.Sink: it hands p to the loop's inbox.
+func (s *Server) Enqueue(loop int, p *topic.Publication) { s.loops[loop].Enqueue(p) }
+
+// Engine returns the topic engine.
+func (s *Server) Engine() *topic.Engine { return s.engine }
+
+// Publish hands publications to the broker. Any goroutine may call it. The
+// requests must have been checked (publishRequest); the broker keeps their data.
+func (s *Server) Publish(ctx context.Context, reqs []topic.PublishRequest) ([]topic.Position, error) {
+	pos, err := s.broker.Publish(ctx, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	s.metrics.publications.Add(float64(len(reqs)))
+	return pos, nil
+}
+
+// Start binds every listener and starts serving. It returns once the
+// listeners are bound, or with the error that prevented it.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPAddr, err)
+	}
+	s.httpLn = ln
+	s.reactor = newGnetReactor(s)
+	if err := s.reactor.start(&s.reactorWG); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	s.log.Info("tickfan serving",
+		"ws", "ws://"+s.WSAddr()+s.cfg.WSPath, "tcp", s.TCPAddr(), "http", "http://"+s.HTTPAddr(),
+		"loops", s.cfg.Loops, "history", s.cfg.HistorySize)
+	return nil
+}
+
+// WSAddr returns the bound WebSocket address (host:port).
+func (s *Server) WSAddr() string { return s.reactor.wsAddr.String() }
+
+// TCPAddr returns the bound TCP address.
+func (s *Server) TCPAddr() string { return s.reactor.tcpAddr.String() }
+
+// HTTPAddr returns the bound HTTP address.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// Shutdown stops the listeners, closes every connection and waits for the
+// reactor to stop or ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() {
+		s.draining.Store(true)
+		if s.httpSrv != nil {
+			err = errors.Join(err, s.httpSrv.Shutdown(ctx))
+		}
+		if s.reactor != nil {
+			err = errors.Join(err, s.reactor.stop(ctx))
+		}
+		done := make(chan struct{})
+		go func() { s.reactorWG.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = errors.Join(err, ctx.Err())
+		}
+		err = errors.Join(err, s.broker.Close())
+		s.wheel.Close()
+	})
+	return err
+}

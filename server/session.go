@@ -1,0 +1,230 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tickfan/tickfan/codec"
+	"github.com/tickfan/tickfan/topic"
+)
+
+// handle decodes and executes one client message. Replies are queued in
+// order, each before any publication its command causes.
+func (c *conn) handle(body []byte) {
+	cmd := &c.l.cmd
+	if err := codec.Decode(c.format, body, cmd); err != nil {
+		msg := err.Error()
+		var ce *codec.Error
+		if errors.As(err, &ce) {
+			msg = ce.Msg
+		}
+		c.replyErr(cmd, false, codec.CodeBadRequest, msg)
+		return
+	}
+	c.l.srv.metrics.commands(cmd.Op).Inc()
+	switch cmd.Op {
+	case "sub":
+		c.cmdSub(cmd)
+	case "unsub":
+		c.cmdUnsub(cmd)
+	case "pull":
+		c.cmdPull(cmd)
+	case "pub":
+		c.cmdPub(cmd)
+	case "ping":
+		c.push(codec.AppendEmptyReply(nil, c.format, cmd.ID, cmd.HasID))
+	case "auth", "refresh":
+		c.replyErr(cmd, true, codec.CodeUnauthorized, "token authentication is not configured on this server")
+	case "":
+		c.replyErr(cmd, true, codec.CodeBadRequest, "op missing")
+	default:
+		c.replyErr(cmd, true, codec.CodeUnknownOp, fmt.Sprintf("unknown op %q", cmd.Op))
+	}
+}
+
+// replyErr queues an error reply; withID is false when the message could
+// not be decoded, so there is no id to echo.
+func (c *conn) replyErr(cmd *codec.Command, withID bool, code int, msg string) {
+	c.l.srv.metrics.errors(code).Inc()
+	c.push(codec.AppendError(nil, c.format, cmd.ID, withID && cmd.HasID, code, msg))
+}
+
+// canRead returns 0 when the connection may subscribe to or pull the topic,
+// or the error code that refuses it.
+func (c *conn) canRead(name string) (int, string) {
+	if isPrivate(name) {
+		return codec.CodeUnauthorized, "private topic " + name + " needs authentication"
+	}
+	return 0, ""
+}
+
+func isPrivate(name string) bool { return len(name) > 5 && name[:5] == "priv." }
+
+// checkTopic validates a topic name and the right to read it.
+func (c *conn) checkTopic(cmd *codec.Command, name string) bool {
+	if err := topic.ValidName(name); err != nil {
+		c.replyErr(cmd, true, codec.CodeBadRequest, err.Error())
+		return false
+	}
+	if code, msg := c.canRead(name); code != 0 {
+		c.replyErr(cmd, true, code, msg)
+		return false
+	}
+	return true
+}
+
+func (c *conn) cmdSub(cmd *codec.Command) {
+	if len(cmd.Topics) == 0 {
+		c.replyErr(cmd, true, codec.CodeBadRequest, "sub needs topics")
+		return
+	}
+	for i, name := range cmd.Topics {
+		if !c.checkTopic(cmd, name) {
+			return
+		}
+		for _, prev := range cmd.Topics[:i] {
+			if prev == name {
+				c.replyErr(cmd, true, codec.CodeBadRequest, "topic "+name+" named twice")
+				return
+			}
+		}
+		if _, held := c.subs[name]; held {
+			if _, resync := cmd.Since[name]; !resync {
+				c.replyErr(cmd, true, codec.CodeAlreadySubscribed, "already subscribed to "+name)
+				return
+			}
+		}
+	}
+	engine := c.l.srv.engine
+	results := make([]codec.SubResult, len(cmd.Topics))
+	catchups := make([]topic.Catchup, len(cmd.Topics))
+	for i, name := range cmd.Topics {
+		var since *topic.Position
+		if p, ok := cmd.Since[name]; ok {
+			since = &p
+		}
+		if old := c.subs[name]; old != nil {
+			c.dropSub(old) // a sub with since on a held topic starts it over
+		}
+		cu, err := engine.Subscribe(name, c.l.id, since)
+		if err != nil {
+			for _, done := range cmd.Topics[:i] {
+				c.dropSub(c.subs[done])
+			}
+			code := codec.CodeInternal
+			if errors.Is(err, topic.ErrTooManyTopics) {
+				code = codec.CodeTooMany
+			}
+			c.replyErr(cmd, true, code, err.Error())
+			return
+		}
+		c.addSub(c.newSub(name, cu))
+		results[i] = codec.SubResult{Topic: name, Epoch: cu.Pos.Epoch, Seq: cu.Pos.Seq, Rec: cu.Recovered}
+		catchups[i] = cu
+	}
+	c.push(codec.AppendSubReply(nil, c.format, cmd.ID, cmd.HasID, results))
+	for i, cu := range catchups {
+		c.sendCatchup(c.subs[cmd.Topics[i]], cu)
+		if cu.Recovered {
+			c.l.srv.metrics.recovered.Inc()
+		}
+	}
+}
+
+func (c *conn) cmdUnsub(cmd *codec.Command) {
+	if len(cmd.Topics) == 0 {
+		c.replyErr(cmd, true, codec.CodeBadRequest, "unsub needs topics")
+		return
+	}
+	for _, name := range cmd.Topics {
+		if err := topic.ValidName(name); err != nil {
+			c.replyErr(cmd, true, codec.CodeBadRequest, err.Error())
+			return
+		}
+	}
+	for _, name := range cmd.Topics {
+		if s := c.subs[name]; s != nil {
+			c.dropSub(s)
+		}
+	}
+	c.push(codec.AppendEmptyReply(nil, c.format, cmd.ID, cmd.HasID))
+}
+
+func (c *conn) cmdPull(cmd *codec.Command) {
+	if !c.checkTopic(cmd, cmd.Topic) {
+		return
+	}
+	if cmd.From == nil {
+		c.replyErr(cmd, true, codec.CodeBadRequest, `pull needs since {"e":..,"s":..}`)
+		return
+	}
+	limit := cmd.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	limit = min(limit, c.l.srv.cfg.MaxPull)
+	epoch, pubs, more, err := c.l.srv.engine.Pull(cmd.Topic, *cmd.From, limit)
+	switch {
+	case errors.Is(err, topic.ErrGone):
+		c.replyErr(cmd, true, codec.CodeGone, err.Error())
+	case err != nil:
+		c.replyErr(cmd, true, codec.CodeBadRequest, err.Error())
+	default:
+		c.push(codec.AppendPullReply(nil, c.format, cmd.ID, cmd.HasID, epoch, pubs, more))
+	}
+}
+
+func (c *conn) cmdPub(cmd *codec.Command) {
+	if err := topic.ValidName(cmd.Topic); err != nil {
+		c.replyErr(cmd, true, codec.CodeBadRequest, err.Error())
+		return
+	}
+	if !c.l.srv.anonPub.Match(cmd.Topic) {
+		c.replyErr(cmd, true, codec.CodeUnauthorized, "pub needs a token whose pub claim matches "+cmd.Topic)
+		return
+	}
+	req, code, msg := publishRequest(cmd.Topic, cmd.Data, cmd.DataMsgpack, cmd.Kind, c.l.srv.cfg.MaxFrame)
+	if code != 0 {
+		c.replyErr(cmd, true, code, msg)
+		return
+	}
+	cmd.Data = nil // the publication owns it now
+	pos, err := c.l.srv.Publish(context.Background(), []topic.PublishRequest{req})
+	if err != nil {
+		c.replyErr(cmd, true, publishErrCode(err), err.Error())
+		return
+	}
+	c.push(codec.AppendPubReply(nil, c.format, cmd.ID, cmd.HasID, pos[0]))
+}
+
+// publishRequest checks one publication as a producer gave it and returns
+// the request, or the error code and message that refuse it.
+func publishRequest(name string, data []byte, dataMsgpack bool, kind string, maxData int) (topic.PublishRequest, int, string) {
+	if err := topic.ValidName(name); err != nil {
+		return topic.PublishRequest{}, codec.CodeBadRequest, err.Error()
+	}
+	if len(data) == 0 {
+		return topic.PublishRequest{}, codec.CodeBadRequest, "d missing"
+	}
+	if len(data) > maxData {
+		return topic.PublishRequest{}, codec.CodeTooLarge, fmt.Sprintf("d is %d bytes, at most %d", len(data), maxData)
+	}
+	if kind != "" && kind != "snap" {
+		return topic.PublishRequest{}, codec.CodeBadRequest, fmt.Sprintf(`k must be absent or "snap", not %q`, kind)
+	}
+	return topic.PublishRequest{Topic: name, Data: data, DataMsgpack: dataMsgpack, Snap: kind == "snap"}, 0, ""
+}
+
+// publishErrCode maps a broker error to its PROTOCOL.md code.
+func publishErrCode(err error) int {
+	switch {
+	case errors.Is(err, topic.ErrBadName):
+		return codec.CodeBadRequest
+	case errors.Is(err, topic.ErrTooManyTopics):
+		return codec.CodeTooMany
+	case errors.Is(err, topic.ErrUnavailable):
+		return codec.CodeUnavailable
+	}
+	return codec.CodeInternal
+}
