@@ -73,6 +73,7 @@ type conn struct {
 	blocked bool // in l.blocked: out waits for the socket to drain
 	closing bool // close once out is written
 	slow    bool // over the high-water mark, not yet back under the low one
+	paused  int  // subscriptions not pushed live (lagged or catching up)
 
 	frag   []byte // a fragmented WebSocket message being assembled
 	fragOp ws.OpCode
@@ -98,7 +99,9 @@ type subscription struct {
 	idx      int  // position in the loop's loopTopic.subs
 	pending  int  // conflated topic: index in out of its unsent frame, or -1
 	conflate bool // latest value wins: never lags, never resumes
-	paused   bool // lagged: not pushed until the outbox drains
+	// paused: not pushed live. It is set by lag (or a gap) and cleared once
+	// the history chunks sent as the outbox drains reach the live seq.
+	paused bool
 }
 
 func (c *conn) newSub(name string, cu topic.Catchup) *subscription {
@@ -328,7 +331,8 @@ func (c *conn) deliver(s *subscription, p *topic.Publication) bool {
 		return false
 	}
 	if p.Epoch != s.epoch || p.Seq != s.last+1 && !s.conflate {
-		c.resume(s)
+		c.pause(s) // a gap: continue from history, as after lag
+		c.resumeChunk(s, c.l.srv.cfg.OutboxBytes/2)
 		return true
 	}
 	s.last = p.Seq
@@ -342,13 +346,40 @@ func (c *conn) deliver(s *subscription, p *topic.Publication) bool {
 	return true
 }
 
-// resume brings s from what the client holds up to the topic's current seq
-// from history, or with reset and the snapshot when the range is gone.
-func (c *conn) resume(s *subscription) {
-	cu := c.l.srv.engine.Resume(s.topic, topic.Position{Epoch: s.epoch, Seq: s.written})
+func (c *conn) pause(s *subscription) {
+	if !s.paused {
+		s.paused = true
+		c.paused++
+	}
+}
+
+// resumeChunk continues a paused subscription from what it was last given
+// (s.last): the next publications from history, at most budget bytes of
+// them, or reset and the snapshot when the range is gone. Once it reaches
+// the topic's current seq the subscription is live again. It returns the
+// bytes queued.
+func (c *conn) resumeChunk(s *subscription, budget int) int {
+	cu := c.l.srv.engine.Resume(s.topic, topic.Position{Epoch: s.epoch, Seq: s.last})
+	s.epoch = cu.Pos.Epoch
+	queued := 0
+	if cu.Reset {
+		c.l.srv.metrics.resets.Inc()
+		c.push(codec.AppendReset(nil, c.format, s.topic, cu.Pos.Epoch, cu.ResetSeq))
+	}
+	for i, p := range cu.Backlog {
+		if queued >= budget && i > 0 {
+			s.last = cu.Backlog[i-1].Seq // the rest comes with the next chunk
+			return queued
+		}
+		f := codec.Frame(p, c.format)
+		c.queue(f, s, p.Seq)
+		queued += len(f)
+	}
+	s.last = cu.Pos.Seq
 	s.paused = false
-	s.epoch, s.last = cu.Pos.Epoch, cu.Pos.Seq
-	c.sendCatchup(s, cu)
+	c.paused--
+	c.l.srv.metrics.resumes.Inc()
+	return queued
 }
 
 // sendCatchup queues what the recovery rules asked for: reset, then the backlog.
@@ -363,8 +394,9 @@ func (c *conn) sendCatchup(s *subscription, cu topic.Catchup) {
 }
 
 // flush hands the outbox to the socket, unless the socket still holds
-// earlier bytes: then the outbox waits (c.blocked) and the marks are
-// checked. It returns the bytes handed over.
+// earlier bytes: then the outbox waits and the marks are checked. A
+// connection that waits for its socket to drain (with frames queued, or
+// topics to resume) is polled by the loop. It returns the bytes handed over.
 func (c *conn) flush() int {
 	c.dirty = false
 	if c.state == stClosed {
@@ -373,9 +405,8 @@ func (c *conn) flush() int {
 	}
 	if buffered := c.t.OutboundBuffered(); buffered > 0 && !c.closing {
 		c.checkMarks(buffered)
-		if len(c.out.frames) > 0 && !c.blocked {
-			c.blocked = true
-			c.l.block(c)
+		if len(c.out.frames) > 0 || c.paused > 0 {
+			c.block()
 		}
 		return 0
 	}
@@ -387,10 +418,22 @@ func (c *conn) flush() int {
 		_ = c.t.Close()
 		return n
 	}
-	if c.slow || n > c.l.srv.cfg.OutboxBytes/4 {
-		c.checkMarks(c.t.OutboundBuffered())
+	if c.slow || c.paused > 0 || n > c.l.srv.cfg.OutboxBytes/4 {
+		buffered := c.t.OutboundBuffered()
+		c.checkMarks(buffered)
+		if buffered > 0 && c.paused > 0 {
+			c.block()
+		}
 	}
 	return n
+}
+
+// block puts the connection on the loop's poll list.
+func (c *conn) block() {
+	if !c.blocked {
+		c.blocked = true
+		c.l.block(c)
+	}
 }
 
 // writeOut writes the whole outbox, at most maxIovecs frames per writev.
@@ -420,52 +463,61 @@ func (c *conn) writeOut() int {
 }
 
 // checkMarks applies the outbox's high- and low-water marks, given the
-// bytes in the reactor's write buffer.
+// bytes in the reactor's write buffer. A client is over the mark when the
+// bytes or frames queued pass the high mark; it has drained when the socket
+// took every byte handed to it (the reactor holds none) and the outbox is
+// under the low mark. Paused topics continue from history only then, a
+// chunk at a time, so a client that reads slowly is fed at its own pace.
 func (c *conn) checkMarks(buffered int) {
 	cfg := &c.l.srv.cfg
 	queued := c.out.bytes + buffered
 	frames := len(c.out.frames)
 	switch {
-	case !c.slow && (queued > cfg.OutboxBytes || frames > cfg.OutboxMsgs):
-		c.goSlow()
-	case c.slow && queued <= cfg.OutboxBytes/4 && frames <= cfg.OutboxMsgs/4:
-		c.unslow()
+	case queued > cfg.OutboxBytes || frames > cfg.OutboxMsgs:
+		if !c.slow {
+			c.goSlow()
+		}
+	case buffered == 0 && queued <= cfg.OutboxBytes/4 && frames <= cfg.OutboxMsgs/4:
+		if c.slow {
+			c.slow = false
+			c.l.srv.metrics.slowClients.Dec()
+		}
+		if c.paused > 0 {
+			budget := cfg.OutboxBytes / 2
+			for _, s := range c.subs {
+				if s.paused && budget > 0 {
+					budget -= c.resumeChunk(s, budget)
+				}
+			}
+		}
 	}
 }
 
 // goSlow stops pushing every non-conflated topic: each gets lag with the
-// last seq handed to the socket, and its queued frames are dropped.
+// last seq handed to the socket (a topic already catching up gets no second
+// lag), and the queued frames of all paused topics are dropped.
 func (c *conn) goSlow() {
 	m := c.l.srv.metrics
 	c.slow = true
 	c.slowSince = c.l.srv.wheel.NowNano()
 	m.slowClients.Inc()
+	var lagged []*subscription
 	for _, s := range c.subs {
-		if !s.conflate && !s.paused {
-			s.paused = true
-			s.last = s.written
+		if s.conflate {
+			continue
 		}
+		if !s.paused {
+			c.pause(s)
+			lagged = append(lagged, s)
+		}
+		s.last = s.written
 	}
 	c.out.dropPaused()
-	for _, s := range c.subs {
-		if s.paused {
-			m.lags.Inc()
-			c.push(codec.AppendLag(nil, c.format, s.topic, s.written))
-		}
+	for _, s := range lagged {
+		m.lags.Inc()
+		c.push(codec.AppendLag(nil, c.format, s.topic, s.written))
 	}
 	c.armTimer(c.slowSince)
-}
-
-// unslow resumes every lagged topic from history (or with reset).
-func (c *conn) unslow() {
-	c.slow = false
-	c.l.srv.metrics.slowClients.Dec()
-	for _, s := range c.subs {
-		if s.paused {
-			c.l.srv.metrics.resumes.Inc()
-			c.resume(s)
-		}
-	}
 }
 
 // armTimer sets the wheel timer to the nearest deadline after now.
@@ -554,6 +606,9 @@ func (c *conn) dropSub(s *subscription) {
 	c.l.removeSub(s)
 	c.l.srv.engine.Unsubscribe(s.topic, c.l.id)
 	c.l.srv.metrics.subscriptions.Dec()
+	if s.paused {
+		c.paused--
+	}
 	if len(c.out.frames) > 0 {
 		s.paused = true // its queued frames go with it
 		c.out.dropPaused()
