@@ -3,12 +3,16 @@ package codec
 import (
 	"encoding/json"
 	"math"
+	"unicode/utf8"
 
 	"github.com/tickfan/tickfan/topic"
 )
 
 // Command is one decoded client message. Decode fills it; the zero value is
-// ready for use and one Command may be reused for every message of a loop.
+// ready for use, and one Command may be reused for every message of a loop
+// (it is not safe for concurrent use). The next Decode into the same Command
+// reuses the Topics array and the Since map: copy them to keep them longer.
+// Strings and Data are never shared with the message or the next command.
 type Command struct {
 	Op    string
 	ID    uint64
@@ -158,7 +162,7 @@ func decodeJSON(body []byte, cmd *Command) error {
 			}
 			cmd.Limit = int(min(n, math.MaxInt32)) // any limit that large means all
 		case "d":
-			if !jsonNumbersFinite(val) {
+			if !utf8.Valid(val) || !jsonNumbersFinite(val) {
 				return errData
 			}
 			cmd.Data = append([]byte(nil), val...)

@@ -236,7 +236,7 @@ func TestDecodeBadRequest(t *testing.T) {
 		`{"since":{"a":{"e":true}},"op":"sub"}`,
 		`{"limit":-1}`, `{"limit":"x"}`, `{"limit":2.5}`,
 		`{"k":true}`, `{"token":[]}`,
-		`{"op":"pub","d":1e400}`, `{"op":"pub","d":[1,-1e999]}`,
+		`{"op":"pub","d":1e400}`, `{"op":"pub","d":[1,-1e999]}`, "{\"op\":\"pub\",\"d\":\"\xff\"}",
 	}
 	for _, b := range jsonBodies {
 		checkBadRequest(t, WSJSON, []byte(b))

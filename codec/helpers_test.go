@@ -118,9 +118,9 @@ func norm(v any) any {
 	case uint:
 		return uint64(x)
 	case float32:
-		return canonFloat(float64(x))
+		return float64(x)
 	case float64:
-		return canonFloat(x)
+		return x
 	case map[string]any:
 		m := make(map[string]any, len(x))
 		for k, e := range x {
@@ -160,9 +160,8 @@ func normInt(v int64) any {
 	return v
 }
 
-// canonNumber reads a JSON number: an integer that fits stays exact, any
-// other number is a float64, and an integral float64 in the integer range
-// becomes that integer, so 1, 1.0 and 1e0 compare equal.
+// canonNumber reads a JSON number: an integer literal that fits stays an
+// exact integer, anything else is a float64.
 func canonNumber(s string) any {
 	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return normInt(v)
@@ -174,24 +173,66 @@ func canonNumber(s string) any {
 	if err != nil && !math.IsInf(f, 0) {
 		return s
 	}
-	return canonFloat(f)
+	return f
 }
 
-func canonFloat(f float64) any {
-	if f == math.Trunc(f) {
-		switch {
-		case f >= 0 && f < 1<<64:
-			return uint64(f)
-		case f < 0 && f >= -1<<63:
-			return int64(f)
+// semEqual compares normalized values. Two integers must be equal exactly;
+// a number that is a float on either side compares as float64, since JSON
+// writes an integral float64 as an integer literal (1.0 becomes 1).
+func semEqual(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
 		}
+		for k, v := range x {
+			w, ok := y[k]
+			if !ok || !semEqual(v, w) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !semEqual(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case uint64, int64, float64:
+		switch b.(type) {
+		case uint64, int64, float64:
+		default:
+			return false
+		}
+		_, af := a.(float64)
+		_, bf := b.(float64)
+		if !af && !bf {
+			return a == b
+		}
+		return toFloat(a) == toFloat(b)
 	}
-	return f
+	return reflect.DeepEqual(a, b)
+}
+
+func toFloat(v any) float64 {
+	switch x := v.(type) {
+	case uint64:
+		return float64(x)
+	case int64:
+		return float64(x)
+	}
+	return v.(float64)
 }
 
 func mustEqual(t testing.TB, got, want any) {
 	t.Helper()
-	if !reflect.DeepEqual(got, want) {
+	if !semEqual(got, want) {
 		gj, _ := json.Marshal(got)
 		wj, _ := json.Marshal(want)
 		t.Fatalf("got  %s\nwant %s\n(%#v)", gj, wj, got)
@@ -228,9 +269,12 @@ func (m kv) MarshalJSON() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		v, err := json.Marshal(m[i+1])
-		if err != nil {
-			return nil, err
+		v, ok := m[i+1].(rawJSON)
+		if !ok {
+			var err error
+			if v, err = json.Marshal(m[i+1]); err != nil {
+				return nil, err
+			}
 		}
 		b.Write(k)
 		b.WriteByte(':')
@@ -251,6 +295,10 @@ func (m kv) EncodeMsgpack(enc *msgpack.Encoder) error {
 	}
 	return nil
 }
+
+// rawJSON is JSON text that kv.MarshalJSON embeds byte for byte (when
+// called directly: json.Marshal would compact and HTML-escape it).
+type rawJSON []byte
 
 // rawMsgpack is msgpack bytes embedded as they are.
 type rawMsgpack []byte

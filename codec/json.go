@@ -15,10 +15,11 @@ import (
 const maxDepth = 10000
 
 // ValidJSON reports whether b is exactly one JSON value (surrounding white
-// space allowed) that every client format can carry: its numbers must fit a
-// float64, since a msgpack client gets them as one.
+// space allowed) that every client format can carry: it must be UTF-8, as
+// WebSocket text frames are, and its numbers must fit a float64, since a
+// msgpack client gets them as one.
 func ValidJSON(b []byte) bool {
-	return json.Valid(b) && jsonNumbersFinite(b)
+	return json.Valid(b) && utf8.Valid(b) && jsonNumbersFinite(b)
 }
 
 // jsonNumbersFinite reports whether every number of the valid JSON text b
@@ -371,100 +372,262 @@ var errBadJSON = errors.New("not a JSON value that msgpack can carry")
 // JSONToMsgpack appends the msgpack form of the JSON value js to dst.
 // Integers stay integers (int64, or uint64 above the int64 range; larger
 // ones become float64), other numbers become float64, objects become maps
-// with string keys in their order in js.
+// with string keys in their order in js, invalid UTF-8 in strings becomes
+// U+FFFD. It validates as it converts, as strictly as json.Valid, and
+// refuses numbers beyond the float64 range.
 func JSONToMsgpack(dst, js []byte) ([]byte, error) {
-	if !json.Valid(js) {
-		return dst, errBadJSON
+	c := jsonConverter{b: js}
+	out, i, err := c.value(dst, 0)
+	if err == nil && jsonSkipWS(js, i) != len(js) {
+		err = errBadJSON
 	}
-	c := jsonConverter{}
-	out, _, err := c.value(dst, js, jsonSkipWS(js, 0))
 	if err != nil {
 		return dst, err
 	}
 	return out, nil
 }
 
+// jsonConverter is a recursive-descent JSON parser that writes msgpack.
 type jsonConverter struct {
+	b       []byte
+	depth   int
 	scratch []byte
 }
 
-func (c *jsonConverter) value(dst, b []byte, i int) ([]byte, int, error) {
+func (c *jsonConverter) value(dst []byte, i int) ([]byte, int, error) {
+	b := c.b
+	i = jsonSkipWS(b, i)
+	if i >= len(b) {
+		return dst, i, errBadJSON
+	}
 	switch ch := b[i]; {
 	case ch == '"':
-		end, esc := jsonStringEnd(b, i)
-		q := b[i:end]
-		if !esc && utf8.Valid(q) {
-			return appendMsgpackStrBytes(dst, q[1:len(q)-1]), end, nil
-		}
-		c.scratch = jsonUnquote(c.scratch[:0], q)
-		return appendMsgpackStrBytes(dst, c.scratch), end, nil
-	case ch == '{':
-		pos := len(dst)
-		dst = append(dst, 0)
-		n := 0
-		i = jsonSkipWS(b, i+1)
-		for b[i] != '}' {
-			if b[i] == ',' {
-				i = jsonSkipWS(b, i+1)
-			}
-			var err error
-			if dst, i, err = c.value(dst, b, i); err != nil { // the key
-				return dst, i, err
-			}
-			i = jsonSkipWS(b, jsonSkipWS(b, i)+1)
-			if dst, i, err = c.value(dst, b, i); err != nil {
-				return dst, i, err
-			}
-			i = jsonSkipWS(b, i)
-			n++
-		}
-		return patchMsgpackHeader(dst, pos, n, true), i + 1, nil
-	case ch == '[':
-		pos := len(dst)
-		dst = append(dst, 0)
-		n := 0
-		i = jsonSkipWS(b, i+1)
-		for b[i] != ']' {
-			if b[i] == ',' {
-				i = jsonSkipWS(b, i+1)
-			}
-			var err error
-			if dst, i, err = c.value(dst, b, i); err != nil {
-				return dst, i, err
-			}
-			i = jsonSkipWS(b, i)
-			n++
-		}
-		return patchMsgpackHeader(dst, pos, n, false), i + 1, nil
+		return c.str(dst, i)
+	case ch == '{' || ch == '[':
+		return c.container(dst, i)
 	case ch == 't':
-		return append(dst, mpTrue), i + 4, nil
+		return c.literal(dst, i, "true", mpTrue)
 	case ch == 'f':
-		return append(dst, mpFalse), i + 5, nil
+		return c.literal(dst, i, "false", mpFalse)
 	case ch == 'n':
-		return append(dst, mpNil), i + 4, nil
+		return c.literal(dst, i, "null", mpNil)
+	case ch == '-' || ch >= '0' && ch <= '9':
+		return c.number(dst, i)
 	}
-	end := jsonNumberEnd(b, i)
-	num := bytesToString(b[i:end])
-	if isJSONInteger(num) {
-		if v, err := strconv.ParseInt(num, 10, 64); err == nil {
-			return appendMsgpackInt(dst, v), end, nil
-		}
-		if v, err := strconv.ParseUint(num, 10, 64); err == nil {
-			return appendMsgpackUint(dst, v), end, nil
-		}
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil && math.IsInf(f, 0) {
-		return dst, end, errors.New("number " + num + " is out of the float64 range")
-	}
-	return appendMsgpackFloat64(dst, f), end, nil
+	return dst, i, errBadJSON
 }
 
-func isJSONInteger(num string) bool {
-	for i := 0; i < len(num); i++ {
-		if c := num[i]; c == '.' || c == 'e' || c == 'E' {
-			return false
+func (c *jsonConverter) literal(dst []byte, i int, word string, code byte) ([]byte, int, error) {
+	if len(c.b)-i < len(word) || string(c.b[i:i+len(word)]) != word {
+		return dst, i, errBadJSON
+	}
+	return append(dst, code), i + len(word), nil
+}
+
+// container converts an object or array. The msgpack header needs the
+// entry count, known only at the end: one byte is reserved for it and
+// patchMsgpackHeader makes room when more are needed.
+func (c *jsonConverter) container(dst []byte, i int) ([]byte, int, error) {
+	b := c.b
+	isMap := b[i] == '{'
+	closer := byte(']')
+	if isMap {
+		closer = '}'
+	}
+	if c.depth++; c.depth > maxDepth {
+		return dst, i, errBadJSON
+	}
+	pos := len(dst)
+	dst = append(dst, 0)
+	n := 0
+	i = jsonSkipWS(b, i+1)
+	if i < len(b) && b[i] == closer {
+		c.depth--
+		return patchMsgpackHeader(dst, pos, 0, isMap), i + 1, nil
+	}
+	for {
+		var err error
+		if isMap {
+			i = jsonSkipWS(b, i)
+			if i >= len(b) || b[i] != '"' {
+				return dst, i, errBadJSON
+			}
+			if dst, i, err = c.str(dst, i); err != nil {
+				return dst, i, err
+			}
+			i = jsonSkipWS(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return dst, i, errBadJSON
+			}
+			i++
+		}
+		if dst, i, err = c.value(dst, i); err != nil {
+			return dst, i, err
+		}
+		n++
+		i = jsonSkipWS(b, i)
+		if i >= len(b) {
+			return dst, i, errBadJSON
+		}
+		if b[i] == ',' {
+			i++
+			continue
+		}
+		if b[i] != closer {
+			return dst, i, errBadJSON
+		}
+		c.depth--
+		return patchMsgpackHeader(dst, pos, n, isMap), i + 1, nil
+	}
+}
+
+func (c *jsonConverter) str(dst []byte, i int) ([]byte, int, error) {
+	b := c.b
+	j := i + 1
+	escaped, ascii := false, true
+	for {
+		if j >= len(b) {
+			return dst, j, errBadJSON
+		}
+		ch := b[j]
+		if ch == '"' {
+			break
+		}
+		switch {
+		case ch < 0x20:
+			return dst, j, errBadJSON
+		case ch == '\\':
+			escaped = true
+			if j+1 >= len(b) {
+				return dst, j, errBadJSON
+			}
+			switch b[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j += 2
+			case 'u':
+				if len(b)-j < 6 || !isHex(b[j+2]) || !isHex(b[j+3]) || !isHex(b[j+4]) || !isHex(b[j+5]) {
+					return dst, j, errBadJSON
+				}
+				j += 6
+			default:
+				return dst, j, errBadJSON
+			}
+			continue
+		case ch >= utf8.RuneSelf:
+			ascii = false
+		}
+		j++
+	}
+	raw := b[i+1 : j]
+	if !escaped && (ascii || utf8.Valid(raw)) {
+		return appendMsgpackStrBytes(dst, raw), j + 1, nil
+	}
+	c.scratch = jsonUnquote(c.scratch[:0], b[i:j+1])
+	return appendMsgpackStrBytes(dst, c.scratch), j + 1, nil
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func (c *jsonConverter) number(dst []byte, i int) ([]byte, int, error) {
+	b := c.b
+	start := i
+	neg := b[i] == '-'
+	if neg {
+		i++
+	}
+	// The digits are accumulated into mant while they fit, and the number
+	// is mant * 10^exp10: small enough ones convert without strconv.
+	var mant uint64
+	exact := true // mant holds every digit
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for ; i < len(b) && isDigit(b[i]); i++ {
+			d := uint64(b[i] - '0')
+			if mant > maxUint64Div10 || mant == maxUint64Div10 && d > math.MaxUint64%10 {
+				exact = false
+			}
+			mant = mant*10 + d
+		}
+	default:
+		return dst, i, errBadJSON
+	}
+	integer := true
+	exp10 := 0
+	if i < len(b) && b[i] == '.' {
+		integer = false
+		i++
+		if i >= len(b) || !isDigit(b[i]) {
+			return dst, i, errBadJSON
+		}
+		for ; i < len(b) && isDigit(b[i]); i++ {
+			if mant < 1e18 {
+				mant = mant*10 + uint64(b[i]-'0')
+				exp10--
+			} else {
+				exact = false
+			}
 		}
 	}
-	return true
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		integer = false
+		i++
+		negExp := false
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			negExp = b[i] == '-'
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return dst, i, errBadJSON
+		}
+		e := 0
+		for ; i < len(b) && isDigit(b[i]); i++ {
+			if e < 100000 {
+				e = e*10 + int(b[i]-'0')
+			}
+		}
+		if negExp {
+			e = -e
+		}
+		exp10 += e
+	}
+	if integer && exact {
+		switch {
+		case !neg:
+			return appendMsgpackUint(dst, mant), i, nil
+		case mant <= 1<<63:
+			return appendMsgpackInt(dst, int64(-mant)), i, nil
+		}
+	}
+	// Both operands exact, so one IEEE operation rounds correctly (the
+	// fast path of Clinger's algorithm, as strconv takes it too).
+	if !integer && exact && mant <= 1<<53 && exp10 >= -22 && exp10 <= 22 {
+		f := float64(mant)
+		if exp10 < 0 {
+			f /= float64pow10[-exp10]
+		} else {
+			f *= float64pow10[exp10]
+		}
+		if neg {
+			f = -f
+		}
+		return appendMsgpackFloat64(dst, f), i, nil
+	}
+	f, err := strconv.ParseFloat(bytesToString(b[start:i]), 64)
+	if err != nil && math.IsInf(f, 0) {
+		return dst, i, errors.New("number " + string(b[start:i]) + " is out of the float64 range")
+	}
+	return appendMsgpackFloat64(dst, f), i, nil
+}
+
+const maxUint64Div10 = math.MaxUint64 / 10
+
+var float64pow10 = [...]float64{
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 }

@@ -172,10 +172,10 @@ const (
 )
 
 var mpLayouts = [32]mpLayout{
-	0x00: {},                          // nil
-	0x01: {kind: mpKindInvalid},       // never used
-	0x02: {},                          // false
-	0x03: {},                          // true
+	0x00: {},                               // nil
+	0x01: {kind: mpKindInvalid},            // never used
+	0x02: {},                               // false
+	0x03: {},                               // true
 	0x04: {lenBytes: 1, kind: mpKindBytes}, // bin 8
 	0x05: {lenBytes: 2, kind: mpKindBytes},
 	0x06: {lenBytes: 4, kind: mpKindBytes},

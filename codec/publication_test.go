@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,31 +21,31 @@ func TestFrame(t *testing.T) {
 		"id": uint64(9007199254740993), "neg": int64(-12), "u": "é😀\n"}
 	tests := []struct {
 		name string
-		pub  topic.Publication
+		pub  *topic.Publication // a template: each format encodes a fresh copy
 		want obj
 	}{
-		{"json update", topic.Publication{Topic: "book.BTC-USD", Seq: 42, Data: []byte(bookJSON)},
+		{"json update", &topic.Publication{Topic: "book.BTC-USD", Seq: 42, Data: []byte(bookJSON)},
 			obj{"t": "book.BTC-USD", "s": uint64(42), "d": bookWant}},
-		{"json snapshot", topic.Publication{Topic: "book.BTC-USD", Seq: 1, Snap: true, Data: []byte(bookJSON)},
+		{"json snapshot", &topic.Publication{Topic: "book.BTC-USD", Seq: 1, Snap: true, Data: []byte(bookJSON)},
 			obj{"t": "book.BTC-USD", "s": uint64(1), "d": bookWant, "k": "snap"}},
-		{"msgpack update", topic.Publication{Topic: "t:x@y", Seq: math.MaxUint64, DataMsgpack: true,
+		{"msgpack update", &topic.Publication{Topic: "t:x@y", Seq: math.MaxUint64, DataMsgpack: true,
 			Data: marshal(t, WSMsgpack, kv{"p", 1.5, "q", []any{1, -1, "x"}, "bin", []byte{0, 1, 2}})},
 			obj{"t": "t:x@y", "s": uint64(math.MaxUint64), "d": obj{"p": 1.5, "q": []any{uint64(1), int64(-1), "x"}, "bin": "AAEC"}}},
-		{"msgpack bin", topic.Publication{Topic: "a", Seq: 2, DataMsgpack: true, Data: marshal(t, WSMsgpack, []byte("hi"))},
+		{"msgpack bin", &topic.Publication{Topic: "a", Seq: 2, DataMsgpack: true, Data: marshal(t, WSMsgpack, []byte("hi"))},
 			obj{"t": "a", "s": uint64(2), "d": "aGk="}},
-		{"scalar", topic.Publication{Topic: "a", Seq: 200, Data: []byte(`3`)},
+		{"scalar", &topic.Publication{Topic: "a", Seq: 200, Data: []byte(`3`)},
 			obj{"t": "a", "s": uint64(200), "d": uint64(3)}},
-		{"large", topic.Publication{Topic: "big", Seq: 70000, Data: []byte(`"` + strings.Repeat("x", 70000) + `"`)},
+		{"large", &topic.Publication{Topic: "big", Seq: 70000, Data: []byte(`"` + strings.Repeat("x", 70000) + `"`)},
 			obj{"t": "big", "s": uint64(70000), "d": strings.Repeat("x", 70000)}},
-		{"medium", topic.Publication{Topic: "mid", Seq: 3, Data: []byte(`"` + strings.Repeat("y", 200) + `"`)},
+		{"medium", &topic.Publication{Topic: "mid", Seq: 3, Data: []byte(`"` + strings.Repeat("y", 200) + `"`)},
 			obj{"t": "mid", "s": uint64(3), "d": strings.Repeat("y", 200)}},
-		{"empty data is null", topic.Publication{Topic: "a", Seq: 1}, obj{"t": "a", "s": uint64(1), "d": nil}},
-		{"broken json data becomes null for msgpack", topic.Publication{Topic: "a", Seq: 1, Data: []byte(`{`)}, nil},
+		{"empty data is null", &topic.Publication{Topic: "a", Seq: 1}, obj{"t": "a", "s": uint64(1), "d": nil}},
+		{"broken json data becomes null for msgpack", &topic.Publication{Topic: "a", Seq: 1, Data: []byte(`{`)}, nil},
 	}
 	for _, f := range allFormats {
 		for _, tt := range tests {
 			t.Run(f.String()+"/"+tt.name, func(t *testing.T) {
-				p := tt.pub // a fresh cache per format
+				p := topic.Publication{Topic: tt.pub.Topic, Seq: tt.pub.Seq, Snap: tt.pub.Snap, Data: tt.pub.Data, DataMsgpack: tt.pub.DataMsgpack}
 				if tt.want == nil {
 					if !f.Msgpack() {
 						t.Skip("JSON data is written as is")
@@ -154,16 +155,49 @@ func TestJSONToMsgpack(t *testing.T) {
 		}
 		mustEqual(t, got, tt.want)
 	}
-	for _, bad := range []string{``, `{`, `[1,]`, `1 2`, `1e400`, `[-1e309]`, `nul`} {
+	bads := []string{``, ` `, `{`, `}`, `[1,]`, `[,1]`, `1 2`, `1e400`, `[-1e309]`, `nul`, `nulll`, `tru`, `falsy`,
+		`01`, `-`, `-a`, `1.`, `.5`, `1e`, `1e+`, `+1`, `0x1`, `"\x"`, `"\u12"`, `"\u12g4"`, "\"ctl\x01\"", `"open`,
+		`[1 2]`, `{"a" 1}`, `{"a":1,}`, `{,}`, `{1:2}`, `{"a":1 "b":2}`, `["a"]]`, `[`, `[[]`, `{"a":}`, `NaN`, `Infinity`,
+		strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)}
+	for _, bad := range bads {
+		if json.Valid([]byte(bad)) && bad != `1e400` && bad != `[-1e309]` {
+			t.Fatalf("test case %q is valid JSON", bad)
+		}
 		if _, err := JSONToMsgpack(nil, []byte(bad)); err == nil {
 			t.Errorf("JSONToMsgpack(%q) succeeded", bad)
+		}
+	}
+	deep := strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth)
+	if _, err := JSONToMsgpack(nil, []byte(deep)); err != nil || !json.Valid([]byte(deep)) {
+		t.Errorf("nesting at the limit: %v", err)
+	}
+}
+
+func TestJSONToMsgpackFloats(t *testing.T) {
+	for _, num := range []string{
+		"0.1", "0.30000000000000004", "4.35", "-0.0", "1.7976931348623157e308", "5e-324", "2.2250738585072014e-308",
+		"123456789012345678e-5", "9007199254740993.0", "9007199254740992.5", "1e22", "1e23", "1.5e-22", "1e-23",
+		"12345678901234567890.5", "0.000000000000000000000000000001", "1E+2", "3e0", "-2.5e-3", "1e-400",
+		"100000000000000000000000000000000000000000000000000000000000000001e-50",
+	} {
+		mp, err := JSONToMsgpack(nil, []byte(num))
+		if err != nil {
+			t.Fatalf("%s: %v", num, err)
+		}
+		var got float64
+		if err := msgpack.Unmarshal(mp, &got); err != nil || mp[0] != 0xcb {
+			t.Fatalf("%s: %x %v", num, mp, err)
+		}
+		want, _ := strconv.ParseFloat(num, 64)
+		if math.Float64bits(got) != math.Float64bits(want) {
+			t.Errorf("%s: got %v (%x), want %v", num, got, math.Float64bits(got), want)
 		}
 	}
 }
 
 func TestJSONToMsgpackLarge(t *testing.T) {
-	// Containers over 15 and 65535 entries need the wider headers.
-	for _, n := range []int{15, 16, 65535, 65536, 70000} {
+	// Containers of over 15 and over 65535 entries need the wider headers.
+	for _, n := range []int{15, 16, 65535, 65536} {
 		var arr, m strings.Builder
 		arr.WriteByte('[')
 		m.WriteByte('{')
@@ -177,17 +211,34 @@ func TestJSONToMsgpackLarge(t *testing.T) {
 		}
 		arr.WriteByte(']')
 		m.WriteByte('}')
-		for _, js := range []string{arr.String(), m.String()} {
+		for i, js := range []string{arr.String(), m.String()} {
 			mp, err := JSONToMsgpack(nil, []byte(js))
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, _ := decodeValue([]byte(js), false)
-			got, err := decodeValue(mp, true)
-			if err != nil {
-				t.Fatalf("n=%d: %v", n, err)
+			dec := msgpack.NewDecoder(bytes.NewReader(mp))
+			var got int
+			if i == 0 {
+				got, err = dec.DecodeArrayLen()
+			} else {
+				got, err = dec.DecodeMapLen()
 			}
-			mustEqual(t, got, want)
+			if err != nil || got != n {
+				t.Fatalf("n=%d: header says %d (%v)", n, got, err)
+			}
+			// The input is compact and unescaped, so it comes back byte for byte.
+			back, err := MsgpackToJSON(nil, mp)
+			if err != nil || string(back) != js {
+				t.Fatalf("n=%d: round trip differs (%v)", n, err)
+			}
+			if n == 16 {
+				want, _ := decodeValue([]byte(js), false)
+				v, err := decodeValue(mp, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mustEqual(t, v, want)
+			}
 		}
 	}
 }
@@ -297,7 +348,7 @@ func TestValidJSON(t *testing.T) {
 	}{
 		{`1`, true}, {` {"a":[1,2]} `, true}, {`"x"`, true}, {`null`, true}, {`1e308`, true}, {`1e-400`, true},
 		{``, false}, {`1 2`, false}, {`{`, false}, {`1e309`, false}, {`{"a":"1e999","b":-1E+999}`, false}, {`"1e999"`, true},
-		{strings.Repeat("9", 400), false}, {strings.Repeat("9", 300), true},
+		{strings.Repeat("9", 400), false}, {strings.Repeat("9", 300), true}, {"\"\xff\"", false}, {`"\udc00"`, true},
 	} {
 		if got := ValidJSON([]byte(tt.s)); got != tt.ok {
 			t.Errorf("ValidJSON(%.40q) = %v", tt.s, got)

@@ -111,7 +111,9 @@ func validOpCode(op ws.OpCode) bool {
 }
 
 // AppendWSFrame appends one unmasked FIN frame of opcode op carrying
-// payload, as the server sends them (pong, ping, binary...).
+// payload, as the server sends them (pong, ping, binary...). A control
+// frame's payload must be at most 125 bytes; a pong echoing a ping that
+// ReadWSFrame accepted always is.
 func AppendWSFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
 	var hdr [wsMaxHeader]byte
 	h := hdr[:wsHeaderLen(len(payload))]

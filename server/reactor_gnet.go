@@ -35,7 +35,7 @@ func newGnetReactor(s *Server) *gnetReactor {
 // start runs the engine and waits until its listeners are bound.
 func (r *gnetReactor) start(wg *sync.WaitGroup) error {
 	cfg := r.srv.cfg
-	addrs := []string{"tcp://" + cfg.WSAddr, "tcp://" + cfg.TCPAddr}
+	addrs := []string{"tcp://" + cfg.WSAddr, "tcp://" + r.tcpListenAddr()}
 	errc := make(chan error, 1)
 	wg.Add(1)
 	go func() {
@@ -73,12 +73,24 @@ func (r *gnetReactor) OnBoot(eng gnet.Engine) gnet.Action {
 		r.srv.log.Error("websocket listener address", "err", err)
 		return gnet.Shutdown
 	}
-	if r.tcpAddr, err = boundAddr(eng, r.srv.cfg.TCPAddr); err != nil {
+	if r.tcpAddr, err = boundAddr(eng, r.tcpListenAddr()); err != nil {
 		r.srv.log.Error("tcp listener address", "err", err)
 		return gnet.Shutdown
 	}
 	close(r.booted)
 	return gnet.None
+}
+
+// tcpListenAddr is the TCP listener's address as given to gnet. gnet finds
+// a listener by its address string, so when both listeners ask for the same
+// host with port 0 (the OS picks each port) the TCP one is spelt with port
+// "00": the same port 0 to the resolver, a different string to gnet.
+func (r *gnetReactor) tcpListenAddr() string {
+	cfg := r.srv.cfg
+	if cfg.TCPAddr == cfg.WSAddr && strings.HasSuffix(cfg.TCPAddr, ":0") {
+		return cfg.TCPAddr + "0"
+	}
+	return cfg.TCPAddr
 }
 
 // boundAddr returns the address the listener for addr is bound to.
@@ -116,7 +128,7 @@ func (r *gnetReactor) pair(el gnet.EventLoop) *loop {
 
 func (r *gnetReactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	kind := kindWS
-	if la, ok := gc.LocalAddr().(*net.TCPAddr); ok && la.Port == r.tcpAddr.(*net.TCPAddr).Port {
+	if localPort(gc) == r.tcpAddr.(*net.TCPAddr).Port {
 		kind = kindTCP
 	}
 	c := newConn(gc, r.pair(gc.EventLoop()), kind)
@@ -127,12 +139,31 @@ func (r *gnetReactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
+// localPort is the port the connection was accepted on. gnet's LocalAddr is
+// the listener's address as configured (port 0 when the OS picked), so ask
+// the socket.
+func localPort(gc gnet.Conn) int {
+	sa, err := unix.Getsockname(gc.Fd())
+	if err != nil {
+		return -1
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return sa.Port
+	case *unix.SockaddrInet6:
+		return sa.Port
+	}
+	return -1
+}
+
 func (r *gnetReactor) OnTraffic(gc gnet.Conn) gnet.Action {
 	c := gc.Context().(*conn)
 	c.lastSeen = r.srv.wheel.NowNano() // any inbound byte is life
 	buf, _ := gc.Peek(-1)
-	n := c.onData(buf)
-	_, _ = gc.Discard(n)
+	// gnet's Discard(0) drops the whole buffer: keep a partial frame.
+	if n := c.onData(buf); n > 0 {
+		_, _ = gc.Discard(n)
+	}
 	c.l.flush()
 	return gnet.None
 }
