@@ -171,6 +171,15 @@ func (c *conn) cmdPull(cmd *codec.Command) {
 	case err != nil:
 		c.replyErr(cmd, true, codec.CodeBadRequest, err.Error())
 	default:
+		// A reply carries at most one outbox budget of payload (and at
+		// least one publication); the client pulls the rest with "more".
+		budget := c.l.srv.cfg.OutboxBytes
+		for i, p := range pubs {
+			if budget -= len(p.Data); budget < 0 && i > 0 {
+				pubs, more = pubs[:i], true
+				break
+			}
+		}
 		c.push(codec.AppendPullReply(nil, c.format, cmd.ID, cmd.HasID, epoch, pubs, more))
 	}
 }

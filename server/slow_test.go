@@ -224,3 +224,34 @@ func TestSlowClientClosedAfterTimeout(t *testing.T) {
 		t.Fatalf("last message %v, want op close 4005", last)
 	}
 }
+
+// TestPullReplyBoundedByBytes checks a pull of large publications stops at
+// the outbox budget and says more, and that the next pull continues.
+func TestPullReplyBoundedByBytes(t *testing.T) {
+	srv, l := testServer(t, Config{OutboxBytes: 10 << 10})
+	sock := &socket{}
+	c := newConn(sock, l, kindWS)
+	c.state = stOpen
+	payload := []byte(`"` + strings.Repeat("p", 4000) + `"`)
+	var epoch string
+	for i := 0; i < 10; i++ {
+		pos, err := srv.engine.Publish("book.P", payload, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		epoch = pos.Epoch
+	}
+	c.handle([]byte(`{"op":"pull","id":1,"t":"book.P","since":{"e":"` + epoch + `","s":0}}`))
+	l.flush()
+	msgs := sock.messages(t)
+	res := msgs[0]["res"].(map[string]any)
+	if n := len(res["pubs"].([]any)); n != 2 || res["more"] != true {
+		t.Fatalf("pull gave %d publications, more %v; want 2 (a third 4 KiB one would pass 10 KiB) and more", n, res["more"])
+	}
+	c.handle([]byte(`{"op":"pull","id":2,"t":"book.P","since":{"e":"` + epoch + `","s":2}}`))
+	l.flush()
+	res = sock.messages(t)[1]["res"].(map[string]any)
+	if first := res["pubs"].([]any)[0].(map[string]any)["s"].(float64); first != 3 {
+		t.Fatalf("next pull starts at s=%v, want 3", first)
+	}
+}
