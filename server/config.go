@@ -53,6 +53,9 @@ type Config struct {
 	// OutboxMsgs is the high-water mark in frames queued; the low-water
 	// mark is a quarter of it. Default 4096.
 	OutboxMsgs int
+	// DrainTimeout is how long Drain lets clients go on their own after
+	// {"op":"close","code":4007} before it closes them. Default 10 s.
+	DrainTimeout time.Duration
 	// WheelTick is the resolution of the timing wheel behind every deadline.
 	// Default 10 ms.
 	WheelTick time.Duration
@@ -96,6 +99,7 @@ func (cfg Config) withDefaults() Config {
 	setDur(&cfg.HandshakeTimeout, 10*time.Second)
 	setDur(&cfg.SlowTimeout, 30*time.Second)
 	setDur(&cfg.WheelTick, 10*time.Millisecond)
+	setDur(&cfg.DrainTimeout, 10*time.Second)
 	if cfg.OutboxBytes <= 0 {
 		cfg.OutboxBytes = 1 << 20
 	}

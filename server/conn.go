@@ -58,6 +58,8 @@ const keptOutboxCap = 64
 type conn struct {
 	t      transport
 	l      *loop
+	prev   *conn // the loop's list of open connections
+	next   *conn
 	kind   connKind
 	state  connState
 	format codec.Format
@@ -72,8 +74,12 @@ type conn struct {
 	dirty   bool // in l.dirty: write out at the end of this loop turn
 	blocked bool // in l.blocked: out waits for the socket to drain
 	closing bool // close once out is written
-	slow    bool // over the high-water mark, not yet back under the low one
-	paused  int  // subscriptions not pushed live (lagged or catching up)
+	// draining: told {"op":"close","code":4007} (and over WebSocket sent a
+	// close frame, after which RFC 6455 allows no data frame): nothing more
+	// is pushed.
+	draining bool
+	slow     bool // over the high-water mark, not yet back under the low one
+	paused   int  // subscriptions not pushed live (lagged or catching up)
 
 	frag   []byte // a fragmented WebSocket message being assembled
 	fragOp ws.OpCode
@@ -119,6 +125,7 @@ func newConn(t transport, l *loop, kind connKind) *conn {
 		c.state, c.format = stOpen, codec.TCPMsgpack
 	}
 	c.timer.Init(func() { l.expire(c) })
+	l.link(c)
 	now := l.srv.wheel.NowNano()
 	c.opened, c.lastSeen = now, now
 	c.nextPing = now + int64(l.srv.cfg.Heartbeat)
@@ -223,6 +230,10 @@ func (c *conn) readWS(buf []byte) int {
 		c.push(codec.AppendWSFrame(nil, ws.OpPong, fr.Payload))
 	case ws.OpPong:
 	case ws.OpClose:
+		if c.draining { // our close frame went first: this is its answer
+			c.closeAfterFlush()
+			return len(buf)
+		}
 		c.wsCloseReply(fr.Payload)
 		return len(buf)
 	}
@@ -327,7 +338,7 @@ func (c *conn) markDirty() {
 // reported with reset, before anything after it is sent. A conflated topic
 // keeps only its newest unsent publication.
 func (c *conn) deliver(s *subscription, p *topic.Publication) bool {
-	if c.closing || s.paused || p.Epoch == s.epoch && p.Seq <= s.last {
+	if c.closing || c.draining || s.paused || p.Epoch == s.epoch && p.Seq <= s.last {
 		return false
 	}
 	if p.Epoch != s.epoch || p.Seq != s.last+1 && !s.conflate {
@@ -584,6 +595,7 @@ func (c *conn) closed() {
 		c.l.srv.metrics.slowClients.Dec()
 	}
 	c.state = stClosed
+	c.l.unlink(c)
 	c.l.srv.wheel.Stop(&c.timer)
 	c.out.reset()
 	for _, s := range c.subs {
@@ -612,5 +624,24 @@ func (c *conn) dropSub(s *subscription) {
 	if len(c.out.frames) > 0 {
 		s.paused = true // its queued frames go with it
 		c.out.dropPaused()
+	}
+}
+
+// drainNotice tells the client the server drains: {"op":"close","code":4007}
+// (over WebSocket also a close frame, so a client library reports it). The
+// connection stays until the client goes or Drain's timeout closes it.
+func (c *conn) drainNotice() {
+	if c.state != stOpen || c.closing {
+		if c.state == stHandshake {
+			c.closing = true // an upgrade not finished is not served any more
+			_ = c.t.Close()
+		}
+		return
+	}
+	c.l.srv.metrics.closes(CloseServerDraining).Inc()
+	c.draining = true
+	c.push(codec.AppendClose(nil, c.format, CloseServerDraining, "server draining"))
+	if c.kind == kindWS {
+		c.push(codec.AppendWSClose(nil, CloseServerDraining, "server draining"))
 	}
 }

@@ -19,16 +19,19 @@ type loop struct {
 	// wake asks the loop's goroutine to run Run soon; it must not block.
 	wake func()
 
-	mu        sync.Mutex // guards inbox, expired, pollDue and scheduled
+	mu        sync.Mutex // guards inbox, expired, pollDue, drainDue and scheduled
 	inbox     []*topic.Publication
 	expired   []*conn
 	pollDue   bool
+	drainDue  bool
 	scheduled bool
 
 	// Owned by the loop goroutine.
 	spare      []*topic.Publication
 	spareConns []*conn
 	topics     map[string]*loopTopic
+	conns      *conn // open connections, a list through conn.next
+	open       atomic.Int64
 	dirty      []*conn // connections to write at the end of this turn
 	blocked    []*conn // connections whose outbox waits for the socket
 	pollTimer  wheel.Timer
@@ -84,6 +87,14 @@ func (l *loop) pollFired() {
 	l.scheduleLocked()
 }
 
+// requestDrain asks the loop to tell every connection the server drains.
+// Any goroutine may call it.
+func (l *loop) requestDrain() {
+	l.mu.Lock()
+	l.drainDue = true
+	l.scheduleLocked()
+}
+
 // scheduleLocked wakes the loop unless a wake is pending; it unlocks l.mu.
 func (l *loop) scheduleLocked() {
 	wake := !l.scheduled
@@ -103,8 +114,8 @@ func (l *loop) Run(context.Context) error {
 
 func (l *loop) drain() {
 	l.mu.Lock()
-	batch, expired, poll := l.inbox, l.expired, l.pollDue
-	l.inbox, l.expired, l.pollDue = l.spare, l.spareConns, false
+	batch, expired, poll, draining := l.inbox, l.expired, l.pollDue, l.drainDue
+	l.inbox, l.expired, l.pollDue, l.drainDue = l.spare, l.spareConns, false, false
 	l.scheduled = false
 	l.mu.Unlock()
 
@@ -115,6 +126,11 @@ func (l *loop) drain() {
 	l.spareConns = expired[:0]
 	if poll {
 		l.poll()
+	}
+	if draining {
+		for c := l.conns; c != nil; c = c.next {
+			c.drainNotice()
+		}
 	}
 
 	var n uint64
@@ -199,6 +215,32 @@ func (l *loop) poll() {
 	if len(l.blocked) > 0 {
 		l.srv.wheel.Add(&l.pollTimer, l.srv.cfg.WheelTick)
 	}
+}
+
+// link adds a new connection to the loop's list. Loop goroutine only.
+func (l *loop) link(c *conn) {
+	c.next = l.conns
+	if l.conns != nil {
+		l.conns.prev = c
+	}
+	l.conns = c
+	l.open.Add(1)
+}
+
+// unlink removes a closed connection from the list. Loop goroutine only.
+func (l *loop) unlink(c *conn) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else if l.conns == c {
+		l.conns = c.next
+	} else {
+		return // not linked
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next = nil, nil
+	l.open.Add(-1)
 }
 
 // addSub indexes a subscription. Loop goroutine only.

@@ -127,6 +127,9 @@ func (r *gnetReactor) pair(el gnet.EventLoop) *loop {
 }
 
 func (r *gnetReactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	if r.srv.draining.Load() {
+		return nil, gnet.Close // a draining node takes no new clients
+	}
 	kind := kindWS
 	if localPort(gc) == r.tcpAddr.(*net.TCPAddr).Port {
 		kind = kindTCP

@@ -114,6 +114,32 @@ func (s *Server) TCPAddr() string { return s.reactor.tcpAddr.String() }
 // HTTPAddr returns the bound HTTP address.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
 
+// Drain makes the node leave service gracefully: /readyz answers 503 at
+// once, new connections are closed as they arrive, every client gets
+// {"op":"close","code":4007} (over WebSocket with a close frame of the same
+// code) so that it reconnects elsewhere, and Drain returns when all clients
+// have gone or after Config.DrainTimeout, whichever comes first. Shutdown
+// then closes what remains.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	for _, l := range s.loops {
+		l.requestDrain()
+	}
+	deadline := time.Now().Add(s.cfg.DrainTimeout)
+	for s.openConns() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// openConns is the number of connections open on every loop.
+func (s *Server) openConns() int64 {
+	var n int64
+	for _, l := range s.loops {
+		n += l.open.Load()
+	}
+	return n
+}
+
 // Shutdown stops the listeners, closes every connection and waits for the
 // reactor to stop or ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {

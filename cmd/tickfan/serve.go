@@ -34,6 +34,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.SlowTimeout, "slow-timeout", 30*time.Second, "close (4005) a client over its outbox high-water mark this `long`")
 	fs.IntVar(&cfg.OutboxBytes, "outbox-bytes", 1<<20, "per-connection outbox high-water mark in `bytes` (low-water: a quarter)")
 	fs.IntVar(&cfg.OutboxMsgs, "outbox-msgs", 4096, "per-connection outbox high-water mark in frames (`count`; low-water: a quarter)")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM or SIGINT, how `long` clients get to leave after close 4007 before they are closed")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", 1000, "most publications in one /api/publish batch (`count`)")
 	fs.IntVar(&cfg.Loops, "loops", 0, "event loops (`count`; 0 = one per CPU available)")
 	demo := fs.Bool("demo", false, "publish a demo market feed (book, ticker, trade, kline topics for BTCUSDT, ETHUSDT, SOLUSDT)")
@@ -69,6 +70,9 @@ func serve(args []string, stderr io.Writer) error {
 		}()
 	}
 	<-ctx.Done()
+	stop() // a second signal ends the process at once
+	cfg.Logger.Info("draining", "timeout", cfg.DrainTimeout)
+	srv.Drain()
 	cfg.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
