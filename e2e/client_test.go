@@ -354,8 +354,11 @@ func (c *client) send(m map[string]any) error {
 func (c *client) sendRaw(body []byte) error { return c.w.write(body) }
 
 // recv reads the next message, which must be a map.
-func (c *client) recv() (msg, error) {
-	b, err := c.w.read(readTimeout)
+func (c *client) recv() (msg, error) { return c.recvWithin(readTimeout) }
+
+// recvWithin is recv with a deadline of its own.
+func (c *client) recvWithin(d time.Duration) (msg, error) {
+	b, err := c.w.read(d)
 	if err != nil {
 		return nil, fmt.Errorf("%s read: %w", c.name, err)
 	}

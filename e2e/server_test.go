@@ -34,6 +34,8 @@ func start(t testing.TB, opts ...func(*server.Config)) *node {
 		APIKey:       apiKey,
 		AnonymousPub: ">",
 		Loops:        2,
+		// Tests send commands as fast as they can; TestCommandRate checks the limit.
+		CmdRate: 1_000_000,
 		// No heartbeat or idle close in the few seconds a test lasts.
 		Heartbeat:   time.Minute,
 		IdleTimeout: 5 * time.Minute,

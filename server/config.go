@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/tickfan/tickfan/topic"
@@ -53,6 +54,23 @@ type Config struct {
 	// OutboxMsgs is the high-water mark in frames queued; the low-water
 	// mark is a quarter of it. Default 4096.
 	OutboxMsgs int
+	// MaxConns bounds open client connections; past it a new one is closed
+	// with 4006. Default: the process's open-file limit less 256.
+	MaxConns int
+	// MaxConnsPerIP bounds open connections from one IP address (4006).
+	// Default 0: no bound (clients behind one NAT share an address).
+	MaxConnsPerIP int
+	// ConnRatePerIP bounds new connections per second from one IP (4006).
+	// Default 0: no bound.
+	ConnRatePerIP int
+	// CmdRate is the commands per second a connection may send (a burst of
+	// as many is allowed); past it commands get 429, and a client that sends
+	// another full burst while refused is closed with 4004. Default 100.
+	CmdRate int
+	// MaxSubs bounds the topics one connection holds (429). Default 1000.
+	MaxSubs int
+	// MaxBody bounds a POST /api/publish body, in bytes (413). Default 16 MiB.
+	MaxBody int
 	// DrainTimeout is how long Drain lets clients go on their own after
 	// {"op":"close","code":4007} before it closes them. Default 10 s.
 	DrainTimeout time.Duration
@@ -106,6 +124,18 @@ func (cfg Config) withDefaults() Config {
 	if cfg.OutboxMsgs <= 0 {
 		cfg.OutboxMsgs = 4096
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = fileLimit() - 256
+	}
+	if cfg.CmdRate <= 0 {
+		cfg.CmdRate = 100
+	}
+	if cfg.MaxSubs <= 0 {
+		cfg.MaxSubs = 1000
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 16 << 20
+	}
 	if cfg.Loops <= 0 {
 		cfg.Loops = runtime.GOMAXPROCS(0)
 	}
@@ -113,6 +143,15 @@ func (cfg Config) withDefaults() Config {
 		cfg.Logger = slog.Default()
 	}
 	return cfg
+}
+
+// fileLimit is the soft limit on open files, or 1024 if unknown.
+func fileLimit() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 1024
+	}
+	return max(int(rl.Cur), 512)
 }
 
 // patterns parses a comma-separated pattern list flag; "-" is the empty list.

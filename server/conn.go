@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 	"unicode/utf8"
 
@@ -78,6 +79,11 @@ type conn struct {
 	// close frame, after which RFC 6455 allows no data frame): nothing more
 	// is pushed.
 	draining bool
+	reject   int // a close code to send once the WebSocket upgrade is done
+
+	ip       netip.Addr
+	admitted bool // counted by the server's per-IP limits
+	cmds     cmdBucket
 	slow     bool // over the high-water mark, not yet back under the low one
 	paused   int  // subscriptions not pushed live (lagged or catching up)
 
@@ -173,6 +179,10 @@ func (c *conn) readHandshake(buf []byte) int {
 	c.format = r.Format
 	c.state = stOpen
 	c.l.srv.metrics.conns(kindWS).Inc()
+	if c.reject != 0 {
+		c.closeWith(c.reject, "too many connections")
+		return len(buf)
+	}
 	c.armTimer(c.l.srv.wheel.NowNano())
 	return r.N
 }
@@ -596,6 +606,9 @@ func (c *conn) closed() {
 	}
 	c.state = stClosed
 	c.l.unlink(c)
+	if c.admitted {
+		c.l.srv.ipLimits.release(c.ip)
+	}
 	c.l.srv.wheel.Stop(&c.timer)
 	c.out.reset()
 	for _, s := range c.subs {

@@ -16,10 +16,6 @@ import (
 	"github.com/tickfan/tickfan/topic"
 )
 
-// maxPublishBody bounds a publish request body: a batch may carry MaxBatch
-// items of up to MaxFrame bytes each, but never more than this in all.
-const maxPublishBody = 64 << 20
-
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/publish", s.handlePublish)
@@ -71,7 +67,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusUnauthorized, msg)
 		return
 	}
-	limit := int64(min(maxPublishBody, s.cfg.MaxBatch*(s.cfg.MaxFrame+topic.MaxNameLen+64)))
+	limit := int64(s.cfg.MaxBody)
 	var body publishBody
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	if err := dec.Decode(&body); err != nil {

@@ -26,6 +26,7 @@ type metrics struct {
 	errorsByCode      *prometheus.CounterVec
 	closesByCode      *prometheus.CounterVec
 	commandsByOp      *prometheus.CounterVec
+	rejectedConns     *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -69,6 +70,9 @@ func newMetrics(s *Server) *metrics {
 	m.commandsByOp = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tickfan_commands_total", Help: "Client commands received, by op.",
 	}, []string{"op"})
+	m.rejectedConns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tickfan_rejected_connections_total", Help: "Connections refused with 4006, by limit: max_conns, per_ip, ip_rate.",
+	}, []string{"reason"})
 	sum := func(get func(l *loop) uint64) func() float64 {
 		return func() float64 {
 			var n uint64
@@ -80,7 +84,8 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reg.MustRegister(
 		m.connections, m.subscriptions, m.publications, m.handshakeFailures,
-		m.handshakeTimeouts, m.slowClients, m.lags, m.resumes, m.resets, m.recovered, m.errorsByCode, m.closesByCode, m.commandsByOp,
+		m.handshakeTimeouts, m.slowClients, m.lags, m.resumes, m.resets, m.recovered,
+		m.errorsByCode, m.closesByCode, m.commandsByOp, m.rejectedConns,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "tickfan_deliveries_total", Help: "Publications queued to subscribers.",
 		}, sum(func(l *loop) uint64 { return l.stats.deliveries.Load() })),

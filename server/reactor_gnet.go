@@ -139,6 +139,10 @@ func (r *gnetReactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if kind == kindTCP {
 		r.srv.metrics.conns(kindTCP).Inc()
 	}
+	if ta, ok := gc.RemoteAddr().(*net.TCPAddr); ok {
+		c.ip = ta.AddrPort().Addr().Unmap()
+	}
+	r.srv.admit(c)
 	return nil, gnet.None
 }
 

@@ -18,14 +18,15 @@ import (
 // Server is one tickfan node: the reactor with its WebSocket and TCP
 // listeners, the topic engine, the broker and the HTTP API.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	engine  *topic.Engine
-	broker  topic.Broker
-	loops   []*loop
-	anonPub topic.Patterns
-	metrics *metrics
-	wheel   *wheel.Wheel
+	cfg      Config
+	log      *slog.Logger
+	engine   *topic.Engine
+	broker   topic.Broker
+	loops    []*loop
+	anonPub  topic.Patterns
+	metrics  *metrics
+	wheel    *wheel.Wheel
+	ipLimits *ipLimits
 
 	reactor *gnetReactor
 	httpLn  net.Listener
@@ -49,6 +50,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, anonPub: anonPub}
 	s.wheel = wheel.New(wheel.Config{Tick: cfg.WheelTick})
+	s.ipLimits = newIPLimits(cfg.MaxConnsPerIP, cfg.ConnRatePerIP)
 	s.loops = make([]*loop, cfg.Loops)
 	for i := range s.loops {
 		s.loops[i] = newLoop(i, s)
@@ -113,6 +115,25 @@ func (s *Server) TCPAddr() string { return s.reactor.tcpAddr.String() }
 
 // HTTPAddr returns the bound HTTP address.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// admit applies the connection limits to a new connection: past one it is
+// told 4006 (a WebSocket once its upgrade is done) and closed.
+func (s *Server) admit(c *conn) {
+	reason := ""
+	if s.openConns() > int64(s.cfg.MaxConns) {
+		reason = "max_conns"
+	} else if reason = s.ipLimits.admit(c.ip, s.wheel.NowNano()/1e9); reason == "" {
+		c.admitted = true
+		return
+	}
+	s.metrics.rejectedConns.WithLabelValues(reason).Inc()
+	if c.kind == kindTCP {
+		c.closeWith(CloseTooManyConns, "too many connections")
+		c.l.flush()
+		return
+	}
+	c.reject = CloseTooManyConns
+}
 
 // Drain makes the node leave service gracefully: /readyz answers 503 at
 // once, new connections are closed as they arrive, every client gets

@@ -13,6 +13,15 @@ import (
 // order, each before any publication its command causes.
 func (c *conn) handle(body []byte) {
 	cmd := &c.l.cmd
+	if rate := c.l.srv.cfg.CmdRate; !c.cmds.take(rate, c.l.srv.wheel.NowNano()) {
+		if c.cmds.refused > rate {
+			c.closeWith(CloseBadRequest, "command rate abuse")
+			return
+		}
+		_ = codec.Decode(c.format, body, cmd) // for the id, when there is one
+		c.replyErr(cmd, true, codec.CodeTooMany, fmt.Sprintf("too many commands: at most %d per second", rate))
+		return
+	}
 	if err := codec.Decode(c.format, body, cmd); err != nil {
 		msg := err.Error()
 		var ce *codec.Error
@@ -95,6 +104,16 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 				return
 			}
 		}
+	}
+	fresh := 0
+	for _, name := range cmd.Topics {
+		if _, held := c.subs[name]; !held {
+			fresh++
+		}
+	}
+	if limit := c.l.srv.cfg.MaxSubs; len(c.subs)+fresh > limit {
+		c.replyErr(cmd, true, codec.CodeTooMany, fmt.Sprintf("at most %d topics per connection", limit))
+		return
 	}
 	engine := c.l.srv.engine
 	results := make([]codec.SubResult, len(cmd.Topics))

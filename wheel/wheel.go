@@ -135,7 +135,9 @@ func (w *Wheel) Add(t *Timer, d time.Duration) {
 	}
 }
 
-// Reset is Add: it moves t to fire after d from now.
+// Reset is Add: it moves t to fire after d from now. As with time.Timer, a
+// firing already under way when Reset is called still happens, and t fires
+// again at its new deadline.
 func (w *Wheel) Reset(t *Timer, d time.Duration) { w.Add(t, d) }
 
 // Stop disarms t and reports whether it was armed; false means it had fired

@@ -104,38 +104,62 @@ func TestLongTimersWaitTurns(t *testing.T) {
 }
 
 // TestConcurrentUse arms, re-arms and stops timers from many goroutines while
-// the wheel fires them; every timer ends either fired once or stopped.
+// the wheel fires them. Every timer not stopped fires; a stopped one fires
+// at most once (an earlier arming's firing may have been under way); none
+// fires more often than it was armed.
 func TestConcurrentUse(t *testing.T) {
 	w := New(Config{Tick: time.Millisecond, Slots: 64})
 	defer w.Close()
 	const goroutines, per = 8, 500
-	var fired atomic.Int64
-	var stopped atomic.Int64
+	type tracked struct {
+		tm      Timer
+		fired   atomic.Int32
+		armed   int32
+		stopped bool
+	}
+	all := make([][]tracked, goroutines)
 	var wg sync.WaitGroup
-	for g := 0; g < goroutines; g++ {
+	for g := range all {
+		all[g] = make([]tracked, per)
 		wg.Add(1)
-		go func() {
+		go func(ts []tracked) {
 			defer wg.Done()
-			timers := make([]Timer, per)
-			for i := range timers {
-				timers[i].Init(func() { fired.Add(1) })
-				w.Add(&timers[i], time.Duration(i%20)*time.Millisecond)
+			for i := range ts {
+				tr := &ts[i]
+				tr.tm.Init(func() { tr.fired.Add(1) })
+				w.Add(&tr.tm, time.Duration(i%20)*time.Millisecond)
+				tr.armed++
 				if i%3 == 0 {
-					w.Reset(&timers[i], 5*time.Millisecond)
+					w.Reset(&tr.tm, 5*time.Millisecond)
+					tr.armed++
 				}
-				if i%4 == 0 && w.Stop(&timers[i]) {
-					stopped.Add(1)
+				if i%4 == 0 {
+					tr.stopped = w.Stop(&tr.tm)
 				}
 			}
-		}()
+		}(all[g])
 	}
 	wg.Wait()
+	time.Sleep(60 * time.Millisecond) // every deadline has passed
 	deadline := time.Now().Add(3 * time.Second)
-	for fired.Load()+stopped.Load() < goroutines*per && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if got := fired.Load() + stopped.Load(); got != goroutines*per {
-		t.Fatalf("fired %d + stopped %d = %d, want %d", fired.Load(), stopped.Load(), got, goroutines*per)
+	for g := range all {
+		for i := range all[g] {
+			tr := &all[g][i]
+			for !tr.stopped && tr.fired.Load() == 0 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			f := tr.fired.Load()
+			switch {
+			case !tr.stopped && f == 0:
+				t.Fatalf("timer %d/%d never fired", g, i)
+			case tr.stopped && f > 1:
+				t.Fatalf("stopped timer %d/%d fired %d times", g, i, f)
+			case f > tr.armed:
+				t.Fatalf("timer %d/%d fired %d times, armed %d", g, i, f, tr.armed)
+			case tr.tm.Active():
+				t.Fatalf("timer %d/%d still active", g, i)
+			}
+		}
 	}
 }
 
