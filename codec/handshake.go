@@ -45,6 +45,22 @@ type HandshakeResult struct {
 // picks: 405 for another method, 426 for another WebSocket version, 505 for
 // another HTTP version), each with Connection: close and Err set.
 func Handshake(buf []byte, path string) HandshakeResult {
+	return HandshakeWith(buf, HandshakeOptions{Path: path})
+}
+
+// HandshakeOptions are the checks of HandshakeWith.
+type HandshakeOptions struct {
+	// Path is the WebSocket path; other paths get 404.
+	Path string
+	// AllowOrigin, when set, is asked about the request's Origin header; a
+	// request whose Origin it refuses gets 403. A request without Origin (a
+	// non-browser client) is not asked about.
+	AllowOrigin func(origin []byte) bool
+}
+
+// HandshakeWith is Handshake with more checks.
+func HandshakeWith(buf []byte, opts HandshakeOptions) HandshakeResult {
+	path := opts.Path
 	end := bytes.Index(buf, []byte("\r\n\r\n"))
 	if end < 0 {
 		switch {
@@ -75,6 +91,14 @@ func Handshake(buf []byte, path string) HandshakeResult {
 			return string(p) == SubprotocolJSON || string(p) == SubprotocolMsgpack
 		},
 	}
+	if opts.AllowOrigin != nil {
+		u.OnHeader = func(key, value []byte) error {
+			if bytes.EqualFold(key, []byte("Origin")) && !opts.AllowOrigin(value) {
+				return errForbiddenOrigin
+			}
+			return nil
+		}
+	}
 	// The reader ends at n: the Upgrader's buffered reader must not take
 	// the frames that may follow the request.
 	hs, err := u.Upgrade(struct {
@@ -99,6 +123,8 @@ func Handshake(buf []byte, path string) HandshakeResult {
 	}
 	return HandshakeResult{N: n, Response: out.Bytes(), Format: f}
 }
+
+var errForbiddenOrigin = ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden), ws.RejectionReason("origin not allowed"))
 
 var errNotFound = ws.RejectConnectionError(ws.RejectionStatus(http.StatusNotFound), ws.RejectionReason("not found"))
 

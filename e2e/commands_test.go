@@ -43,6 +43,7 @@ func TestPing(t *testing.T) {
 func TestCommandErrors(t *testing.T) {
 	t.Parallel()
 	n := start(t)
+	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	eachTransport(t, func(t *testing.T, tr transport) {
 		c := tr.dial(t, n)
 		cases := []struct {
@@ -62,6 +63,7 @@ func TestCommandErrors(t *testing.T) {
 		}
 		c.alive(t)
 	})
+	check()
 }
 
 // undecodable returns, per transport, bodies that cannot be decoded or are
@@ -93,6 +95,7 @@ func undecodable(tr transport) map[string][]byte {
 func TestUndecodableMessage(t *testing.T) {
 	t.Parallel()
 	n := start(t)
+	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	eachTransport(t, func(t *testing.T, tr transport) {
 		c := tr.dial(t, n)
 		for name, body := range undecodable(tr) {
@@ -107,11 +110,13 @@ func TestUndecodableMessage(t *testing.T) {
 			c.alive(t) // the connection stays
 		}
 	})
+	check()
 }
 
 func TestTCPBadLengthCloses(t *testing.T) {
 	t.Parallel()
 	n := start(t)
+	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	cases := map[string][]byte{
 		"zero length":      {0, 0, 0, 0},
 		"over --max-frame": {0, 0x10, 0, 1}, // 1 MiB + 1, no body follows
@@ -140,6 +145,7 @@ func TestTCPBadLengthCloses(t *testing.T) {
 			}
 		})
 	}
+	check()
 }
 
 // checkOpClose checks m is exactly {"op":"close","code":code,"reason":".."}.
@@ -228,6 +234,7 @@ func TestUnsub(t *testing.T) {
 func TestSubRefused(t *testing.T) {
 	t.Parallel()
 	n := start(t)
+	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	eachTransport(t, func(t *testing.T, tr transport) {
 		t.Run("already held", func(t *testing.T) {
 			c := tr.dial(t, n)
@@ -272,6 +279,7 @@ func TestSubRefused(t *testing.T) {
 			c.alive(t)
 		})
 	})
+	check()
 }
 
 // expectNotSubscribed checks that c does not hold topic after a refused
@@ -337,6 +345,7 @@ func TestPub(t *testing.T) {
 func TestPubNeedsPermission(t *testing.T) {
 	t.Parallel()
 	n := start(t, func(c *server.Config) { c.AnonymousPub = "" })
+	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	eachTransport(t, func(t *testing.T, tr transport) {
 		c := tr.dial(t, n)
 		a := topicFor(tr, "nopub")
@@ -346,6 +355,7 @@ func TestPubNeedsPermission(t *testing.T) {
 		}
 		c.alive(t)
 	})
+	check()
 }
 
 // TestPayloadPassThrough publishes payloads of every JSON kind over HTTP
@@ -503,6 +513,7 @@ func TestPullDefaultLimit(t *testing.T) {
 func TestLargeMessage(t *testing.T) {
 	t.Parallel()
 	n := start(t)
+	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	eachTransport(t, func(t *testing.T, tr transport) {
 		c := tr.dial(t, n)
 		a := topicFor(tr, "large")
@@ -512,6 +523,7 @@ func TestLargeMessage(t *testing.T) {
 		c.nextPub(t, a, 1, big, false)
 		c.alive(t)
 	})
+	check()
 }
 
 func TestTCPFrameSplitAcrossWrites(t *testing.T) {

@@ -69,6 +69,7 @@ func TestHTTPPublish(t *testing.T) {
 func TestHTTPPublishAuth(t *testing.T) {
 	t.Parallel()
 	n := start(t)
+	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	for _, auth := range []string{"", "apikey", "apikey ", "apikey wrong", "apikey kk", "Bearer " + apiKey, apiKey} {
 		r, err := n.post("/api/publish", auth, item("http.auth", 1, false))
 		if err != nil {
@@ -92,11 +93,13 @@ func TestHTTPPublishAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectHTTPErr(t, "server without --api-key", r, http.StatusUnauthorized)
+	check()
 }
 
 func TestHTTPBatchAllOrNothing(t *testing.T) {
 	t.Parallel()
 	n := start(t)
+	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	const topic = "http.batch"
 	first := n.publish(t, topic, 0, false)
 	cases := map[string][]any{
@@ -128,11 +131,13 @@ func TestHTTPBatchAllOrNothing(t *testing.T) {
 	if p := n.current(t, topic); p.S != 2 {
 		t.Fatalf("%s moved to %+v after refused requests, want s 2", topic, p)
 	}
+	check()
 }
 
 func TestHTTPBatchTooLarge(t *testing.T) {
 	t.Parallel()
 	n := start(t)
+	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	const topic = "http.large"
 	items := make([]any, 1001) // the default batch limit is 1000
 	for i := range items {
@@ -154,6 +159,7 @@ func TestHTTPBatchTooLarge(t *testing.T) {
 	if ps[999].S != 1000 {
 		t.Fatalf("batch of 1000 ended at %+v, want s 1000", ps[999])
 	}
+	check()
 }
 
 func TestHTTPEndpoints(t *testing.T) {

@@ -314,6 +314,7 @@ func TestWSSubprotocol(t *testing.T) {
 func TestWSWrongPath(t *testing.T) {
 	t.Parallel()
 	n := start(t)
+	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	for _, path := range []string{"/", "/other", "/ws/x", "/wss"} {
 		d := websocket.Dialer{HandshakeTimeout: readTimeout}
 		c, resp, err := d.Dial("ws://"+n.srv.WSAddr()+path, nil)
@@ -325,11 +326,13 @@ func TestWSWrongPath(t *testing.T) {
 			t.Fatalf("upgrade on %s: %v %v, want HTTP 404", path, err, resp)
 		}
 	}
+	check()
 }
 
 func TestWSGarbageHandshake(t *testing.T) {
 	t.Parallel()
 	n := start(t)
+	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	for name, garbage := range map[string]string{
 		"text":           "hello, this is no HTTP\r\n\r\n",
 		"binary":         "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n",
@@ -346,6 +349,7 @@ func TestWSGarbageHandshake(t *testing.T) {
 			w.expectEOF(t)
 		})
 	}
+	check()
 }
 
 func TestWSHandshakeByteByByte(t *testing.T) {
@@ -466,6 +470,7 @@ func TestWSCloseFrame(t *testing.T) {
 func TestWSProtocolViolations(t *testing.T) {
 	t.Parallel()
 	n := start(t)
+	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	big := frame(true, opText, nil, true)[:1]
 	big = append(big, 0x80|127)
 	big = binary.BigEndian.AppendUint64(big, maxFrame+1)
@@ -489,4 +494,5 @@ func TestWSProtocolViolations(t *testing.T) {
 			w.expectCloseFrame(t, tc.code)
 		})
 	}
+	check()
 }

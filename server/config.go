@@ -30,6 +30,22 @@ type Config struct {
 	Conflate string
 	// APIKey authorises POST /api/publish. Empty disables HTTP publishing.
 	APIKey string
+	// APIKeyFile names a file whose first line is the API key; it is read
+	// at start and wins over APIKey.
+	APIKeyFile string
+	// JWTSecret is the HS256 key of client tokens.
+	JWTSecret string
+	// JWTKeyFile names a PEM public key (RSA for RS256, ECDSA P-256 for
+	// ES256) of client tokens. Set JWTSecret or JWTKeyFile, not both;
+	// neither turns token authentication off (auth answers 401).
+	JWTKeyFile string
+	// RequireAuth refuses sub and pull of public topics to clients without
+	// a token (401). Default false: public topics are open to anyone.
+	RequireAuth bool
+	// AllowedOrigins lists the Origin values a browser's WebSocket upgrade
+	// may carry, comma separated; others get 403. Empty allows any. A
+	// request without Origin (not a browser) is always allowed.
+	AllowedOrigins string
 	// AnonymousPub lists topic patterns that clients without a token may
 	// publish to with the pub command, comma separated. Default none.
 	AnonymousPub string

@@ -81,6 +81,14 @@ type conn struct {
 	draining bool
 	reject   int // a close code to send once the WebSocket upgrade is done
 
+	// claims of the client's token, nil while anonymous; tokenExp is its
+	// expiry on the wheel's clock. While a slow token check runs off the
+	// loop (authPending), later messages wait in order in waiting.
+	claims      *Claims
+	tokenExp    int64
+	authPending bool
+	waiting     [][]byte
+
 	ip       netip.Addr
 	admitted bool // counted by the server's per-IP limits
 	cmds     cmdBucket
@@ -165,7 +173,11 @@ func (c *conn) onData(buf []byte) int {
 }
 
 func (c *conn) readHandshake(buf []byte) int {
-	r := codec.Handshake(buf, c.l.srv.cfg.WSPath)
+	opts := codec.HandshakeOptions{Path: c.l.srv.cfg.WSPath}
+	if c.l.srv.origins != nil {
+		opts.AllowOrigin = c.l.srv.allowOrigin
+	}
+	r := codec.HandshakeWith(buf, opts)
 	if r.N == 0 && r.Err == nil {
 		return 0
 	}
@@ -552,6 +564,9 @@ func (c *conn) armTimer(now int64) {
 		next = c.opened + int64(cfg.HandshakeTimeout)
 	} else {
 		next = min(c.nextPing, c.lastSeen+int64(cfg.IdleTimeout))
+		if c.claims != nil {
+			next = min(next, c.tokenExp)
+		}
 		if c.slow {
 			next = min(next, c.slowSince+int64(cfg.SlowTimeout))
 		}
@@ -575,6 +590,9 @@ func (c *conn) onTimer() {
 			_ = c.t.Close()
 			return
 		}
+	case c.claims != nil && now >= c.tokenExp:
+		c.closeWith(CloseTokenExpired, "token expired")
+		return
 	case now-c.lastSeen >= int64(cfg.IdleTimeout):
 		c.closeWith(CloseIdle, "idle timeout")
 		return
@@ -614,7 +632,7 @@ func (c *conn) closed() {
 	for _, s := range c.subs {
 		c.dropSub(s)
 	}
-	c.frag = nil
+	c.frag, c.waiting = nil, nil
 }
 
 func (c *conn) addSub(s *subscription) {

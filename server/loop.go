@@ -19,8 +19,9 @@ type loop struct {
 	// wake asks the loop's goroutine to run Run soon; it must not block.
 	wake func()
 
-	mu        sync.Mutex // guards inbox, expired, pollDue, drainDue and scheduled
+	mu        sync.Mutex // guards inbox, expired, tasks, pollDue, drainDue and scheduled
 	inbox     []*topic.Publication
+	tasks     []func()
 	expired   []*conn
 	pollDue   bool
 	drainDue  bool
@@ -87,6 +88,14 @@ func (l *loop) pollFired() {
 	l.scheduleLocked()
 }
 
+// post runs fn on the loop's goroutine soon. Any goroutine may call it;
+// work done off the loop (slow token checks) hands its result back so.
+func (l *loop) post(fn func()) {
+	l.mu.Lock()
+	l.tasks = append(l.tasks, fn)
+	l.scheduleLocked()
+}
+
 // requestDrain asks the loop to tell every connection the server drains.
 // Any goroutine may call it.
 func (l *loop) requestDrain() {
@@ -114,11 +123,14 @@ func (l *loop) Run(context.Context) error {
 
 func (l *loop) drain() {
 	l.mu.Lock()
-	batch, expired, poll, draining := l.inbox, l.expired, l.pollDue, l.drainDue
-	l.inbox, l.expired, l.pollDue, l.drainDue = l.spare, l.spareConns, false, false
+	batch, expired, poll, draining, tasks := l.inbox, l.expired, l.pollDue, l.drainDue, l.tasks
+	l.inbox, l.expired, l.pollDue, l.drainDue, l.tasks = l.spare, l.spareConns, false, false, nil
 	l.scheduled = false
 	l.mu.Unlock()
 
+	for _, fn := range tasks {
+		fn()
+	}
 	for _, c := range expired {
 		c.onTimer()
 	}

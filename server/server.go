@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +29,8 @@ type Server struct {
 	metrics  *metrics
 	wheel    *wheel.Wheel
 	ipLimits *ipLimits
+	verifier *Verifier
+	origins  map[string]bool // nil: any origin
 
 	reactor *gnetReactor
 	httpLn  net.Listener
@@ -48,7 +52,37 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, anonPub: anonPub}
+	if cfg.APIKeyFile != "" {
+		b, err := os.ReadFile(cfg.APIKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("api key file: %w", err)
+		}
+		key, _, _ := strings.Cut(string(b), "\n")
+		if cfg.APIKey = strings.TrimSpace(key); cfg.APIKey == "" {
+			return nil, fmt.Errorf("api key file %s: empty", cfg.APIKeyFile)
+		}
+	}
+	tc := TokenConfig{Secret: []byte(cfg.JWTSecret)}
+	if cfg.JWTKeyFile != "" {
+		pem, err := os.ReadFile(cfg.JWTKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("jwt key: %w", err)
+		}
+		tc.KeyPEM = pem
+	}
+	verifier, err := NewVerifier(tc)
+	if err != nil {
+		return nil, fmt.Errorf("jwt: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, anonPub: anonPub, verifier: verifier}
+	for _, o := range strings.Split(cfg.AllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			if s.origins == nil {
+				s.origins = make(map[string]bool)
+			}
+			s.origins[strings.ToLower(o)] = true
+		}
+	}
 	s.wheel = wheel.New(wheel.Config{Tick: cfg.WheelTick})
 	s.ipLimits = newIPLimits(cfg.MaxConnsPerIP, cfg.ConnRatePerIP)
 	s.loops = make([]*loop, cfg.Loops)
@@ -115,6 +149,11 @@ func (s *Server) TCPAddr() string { return s.reactor.tcpAddr.String() }
 
 // HTTPAddr returns the bound HTTP address.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// allowOrigin checks a browser's Origin header against --allowed-origins.
+func (s *Server) allowOrigin(origin []byte) bool {
+	return s.origins[strings.ToLower(string(origin))]
+}
 
 // admit applies the connection limits to a new connection: past one it is
 // told 4006 (a WebSocket once its upgrade is done) and closed.

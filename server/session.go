@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tickfan/tickfan/codec"
 	"github.com/tickfan/tickfan/topic"
@@ -20,6 +21,21 @@ func (c *conn) handle(body []byte) {
 		}
 		_ = codec.Decode(c.format, body, cmd) // for the id, when there is one
 		c.replyErr(cmd, true, codec.CodeTooMany, fmt.Sprintf("too many commands: at most %d per second", rate))
+		return
+	}
+	c.exec(body)
+}
+
+// exec decodes and executes one message that passed the rate limit.
+func (c *conn) exec(body []byte) {
+	cmd := &c.l.cmd
+	if c.authPending {
+		// Commands are answered in order: wait for the token check.
+		if len(c.waiting) >= maxWaiting {
+			c.closeWith(CloseBadRequest, "too many commands while a token is checked")
+			return
+		}
+		c.waiting = append(c.waiting, append([]byte(nil), body...))
 		return
 	}
 	if err := codec.Decode(c.format, body, cmd); err != nil {
@@ -44,7 +60,7 @@ func (c *conn) handle(body []byte) {
 	case "ping":
 		c.push(codec.AppendEmptyReply(nil, c.format, cmd.ID, cmd.HasID))
 	case "auth", "refresh":
-		c.replyErr(cmd, true, codec.CodeUnauthorized, "token authentication is not configured on this server")
+		c.cmdAuth(cmd)
 	case "":
 		c.replyErr(cmd, true, codec.CodeBadRequest, "op missing")
 	default:
@@ -62,13 +78,82 @@ func (c *conn) replyErr(cmd *codec.Command, withID bool, code int, msg string) {
 // canRead returns 0 when the connection may subscribe to or pull the topic,
 // or the error code that refuses it.
 func (c *conn) canRead(name string) (int, string) {
-	if isPrivate(name) {
-		return codec.CodeUnauthorized, "private topic " + name + " needs authentication"
+	switch {
+	case CanRead(c.claims, name) && (c.claims != nil || !c.l.srv.cfg.RequireAuth):
+		return 0, ""
+	case c.claims == nil:
+		return codec.CodeUnauthorized, "topic " + name + " needs authentication"
 	}
-	return 0, ""
+	return codec.CodeForbidden, "token does not grant topic " + name
 }
 
-func isPrivate(name string) bool { return len(name) > 5 && name[:5] == "priv." }
+// maxWaiting bounds the messages a client may send while its token is
+// checked off the loop.
+const maxWaiting = 64
+
+// cmdAuth checks a token (auth and refresh alike). A fast check (HS256)
+// runs here; a slow one (RS256, ES256) runs off the loop, and the
+// connection's later messages wait for its answer so replies stay in order.
+func (c *conn) cmdAuth(cmd *codec.Command) {
+	v := c.l.srv.verifier
+	switch {
+	case v == nil:
+		c.replyErr(cmd, true, codec.CodeUnauthorized, "token authentication is not configured on this server")
+		return
+	case cmd.Token == "":
+		c.replyErr(cmd, true, codec.CodeBadRequest, cmd.Op+" needs token")
+		return
+	}
+	id, hasID := cmd.ID, cmd.HasID
+	if !v.Slow() {
+		claims, err := v.Verify(cmd.Token, time.Unix(0, c.l.srv.wheel.NowNano()))
+		c.applyAuth(id, hasID, claims, err)
+		return
+	}
+	c.authPending = true
+	token, l := cmd.Token, c.l
+	go func() {
+		claims, err := v.Verify(token, time.Now())
+		l.post(func() {
+			c.authPending = false
+			if c.state != stOpen {
+				return
+			}
+			c.applyAuth(id, hasID, claims, err)
+			waiting := c.waiting
+			c.waiting = nil
+			for i, body := range waiting {
+				if c.authPending || c.closing { // another slow auth: keep order
+					c.waiting = append(waiting[i:len(waiting):len(waiting)], c.waiting...)
+					break
+				}
+				c.exec(body)
+			}
+			c.l.flush()
+		})
+	}()
+}
+
+// applyAuth answers an auth or refresh with the token check's outcome. A
+// refused token leaves the connection as it was. A token of another user
+// than the connection's is refused (403): a new user needs a new connection.
+func (c *conn) applyAuth(id uint64, hasID bool, claims Claims, err error) {
+	m := c.l.srv.metrics
+	switch {
+	case err != nil:
+		m.errors(codec.CodeUnauthorized).Inc()
+		c.push(codec.AppendError(nil, c.format, id, hasID, codec.CodeUnauthorized, err.Error()))
+		return
+	case c.claims != nil && claims.Sub != c.claims.Sub:
+		m.errors(codec.CodeForbidden).Inc()
+		c.push(codec.AppendError(nil, c.format, id, hasID, codec.CodeForbidden, "the token is for another user than this connection's"))
+		return
+	}
+	c.claims = &claims
+	c.tokenExp = claims.Exp.UnixNano()
+	c.armTimer(c.l.srv.wheel.NowNano())
+	c.push(codec.AppendAuthReply(nil, c.format, id, hasID, claims.Sub, claims.Exp.Unix()))
+}
 
 // checkTopic validates a topic name and the right to read it.
 func (c *conn) checkTopic(cmd *codec.Command, name string) bool {
@@ -208,8 +293,13 @@ func (c *conn) cmdPub(cmd *codec.Command) {
 		c.replyErr(cmd, true, codec.CodeBadRequest, err.Error())
 		return
 	}
-	if !c.l.srv.anonPub.Match(cmd.Topic) {
+	switch {
+	case CanPublish(c.claims, cmd.Topic), c.claims == nil && c.l.srv.anonPub.Match(cmd.Topic):
+	case c.claims == nil:
 		c.replyErr(cmd, true, codec.CodeUnauthorized, "pub needs a token whose pub claim matches "+cmd.Topic)
+		return
+	default:
+		c.replyErr(cmd, true, codec.CodeForbidden, "the token's pub claim does not match "+cmd.Topic)
 		return
 	}
 	req, code, msg := publishRequest(cmd.Topic, cmd.Data, cmd.DataMsgpack, cmd.Kind, c.l.srv.cfg.MaxFrame)
