@@ -218,17 +218,25 @@ func readBE(b []byte) uint64 {
 // or -1 when there is no whole, well-formed value there or it nests deeper
 // than maxDepth. jsonOnly also refuses ext values, which have no JSON form.
 func mpSkip(b []byte, i int, jsonOnly bool) int {
+	// The stack holds the pending count of each enclosing container, with
+	// mapBit set for a map: JSON keys must be scalars, or converting a map
+	// whose keys are maps would grow without bound (each level's key is
+	// quoted, escaping the level below again).
+	const mapBit = uint64(1) << 63
 	var stackBuf [16]uint64
 	stack := stackBuf[:0]
 	pending := uint64(1) // values still to read in the innermost container
+	inMap := false
 	for {
 		for pending == 0 {
 			if len(stack) == 0 {
 				return i
 			}
-			pending = stack[len(stack)-1]
+			top := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
+			pending, inMap = top&^mapBit, top&mapBit != 0
 		}
+		isKey := inMap && pending%2 == 0
 		pending--
 		if i >= len(b) {
 			return -1
@@ -236,10 +244,11 @@ func mpSkip(b []byte, i int, jsonOnly bool) int {
 		c := b[i]
 		i++
 		var skip, items uint64
+		isMap := false
 		switch {
 		case c <= 0x7f || c >= 0xe0: // fixint
 		case c <= 0x8f:
-			items = 2 * uint64(c&0x0f)
+			items, isMap = 2*uint64(c&0x0f), true
 		case c <= 0x9f:
 			items = uint64(c & 0x0f)
 		case c <= 0xbf:
@@ -264,9 +273,12 @@ func mpSkip(b []byte, i int, jsonOnly bool) int {
 				case mpKindArray:
 					items = n
 				case mpKindMap:
-					items = 2 * n
+					items, isMap = 2*n, true
 				}
 			}
+		}
+		if jsonOnly && isKey && (isMap || c >= 0x90 && c <= 0x9f || c == 0xdc || c == 0xdd) {
+			return -1 // a map or array as a map key
 		}
 		if skip > uint64(len(b)-i) {
 			return -1
@@ -278,15 +290,19 @@ func mpSkip(b []byte, i int, jsonOnly bool) int {
 			if items > uint64(len(b)-i) || len(stack) >= maxDepth {
 				return -1
 			}
-			stack = append(stack, pending)
-			pending = items
+			top := pending
+			if inMap {
+				top |= mapBit
+			}
+			stack = append(stack, top)
+			pending, inMap = items, isMap
 		}
 	}
 }
 
 // ValidMsgpack reports whether b is exactly one msgpack value, with nothing
-// after it, that JSON can carry (no ext types, nesting within the JSON
-// limit).
+// after it, that JSON can carry (no ext types, no map or array as a map
+// key, nesting within the JSON limit).
 func ValidMsgpack(b []byte) bool {
 	return len(b) > 0 && mpSkip(b, 0, true) == len(b)
 }
@@ -372,8 +388,9 @@ var errBadMsgpack = errors.New("not one msgpack value that JSON can carry")
 
 // MsgpackToJSON appends the JSON form of the msgpack value mp to dst: bin
 // becomes a base64 string as encoding/json writes []byte, map keys that are
-// not strings become their JSON text as a string, NaN and infinities become
-// null. ext values have no JSON form and are refused.
+// not strings (numbers, bools, nil, bin) become their JSON text as a
+// string, NaN and infinities become null. ext values, and maps or arrays
+// used as map keys, have no JSON form and are refused.
 func MsgpackToJSON(dst, mp []byte) ([]byte, error) {
 	if !ValidMsgpack(mp) {
 		return dst, errBadMsgpack

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmihailenco/msgpack/v5"
+
 	"github.com/tickfan/tickfan/server"
 )
 
@@ -199,4 +201,29 @@ func metricValue(t *testing.T, n *node, sample string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestMsgpackPayloadWithContainerKeys publishes, over TCP msgpack, a d whose
+// map keys are maps nested 60 deep. JSON subscribers would need it as JSON,
+// where such keys have no form (quoting them level by level grows
+// exponentially), so the server refuses it with 400 and serves on.
+func TestMsgpackPayloadWithContainerKeys(t *testing.T) {
+	t.Parallel()
+	n := start(t)
+	check := healthy(t, n)
+	d := []byte{0x01}
+	for i := 0; i < 60; i++ {
+		d = append(append([]byte{0x81}, d...), 0x01) // {d: 1}: the previous map is the key
+	}
+	body, err := msgpack.Marshal(map[string]any{"op": "pub", "id": 1, "t": "book.KEYS", "d": msgpack.RawMessage(d)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialTCP(t, n)
+	c.mustSendRaw(t, body)
+	if err := checkErr(c.next(t), 400); err != nil {
+		t.Fatal(err)
+	}
+	c.alive(t)
+	check()
 }
