@@ -395,10 +395,7 @@ func (c *conn) resumeChunk(s *subscription, budget int) int {
 	cu := c.l.srv.engine.Resume(s.topic, topic.Position{Epoch: s.epoch, Seq: s.last})
 	s.epoch = cu.Pos.Epoch
 	queued := 0
-	if cu.Reset {
-		c.l.srv.metrics.resets.Inc()
-		c.push(codec.AppendReset(nil, c.format, s.topic, cu.Pos.Epoch, cu.ResetSeq))
-	}
+	c.queueReset(s, cu)
 	for i, p := range cu.Backlog {
 		if queued >= budget && i > 0 {
 			s.last = cu.Backlog[i-1].Seq // the rest comes with the next chunk
@@ -415,12 +412,17 @@ func (c *conn) resumeChunk(s *subscription, budget int) int {
 	return queued
 }
 
-// sendCatchup queues what the recovery rules asked for: reset, then the backlog.
-func (c *conn) sendCatchup(s *subscription, cu topic.Catchup) {
+// queueReset queues the reset the recovery rules asked for, if any.
+func (c *conn) queueReset(s *subscription, cu topic.Catchup) {
 	if cu.Reset {
 		c.l.srv.metrics.resets.Inc()
 		c.push(codec.AppendReset(nil, c.format, s.topic, cu.Pos.Epoch, cu.ResetSeq))
 	}
+}
+
+// sendCatchup queues what the recovery rules asked for: reset, then the backlog.
+func (c *conn) sendCatchup(s *subscription, cu topic.Catchup) {
+	c.queueReset(s, cu)
 	for _, p := range cu.Backlog {
 		c.queue(codec.Frame(p, c.format), s, p.Seq)
 	}
@@ -545,7 +547,7 @@ func (c *conn) goSlow() {
 		}
 		s.last = s.written
 	}
-	c.out.dropPaused()
+	c.out.drop(isPaused)
 	for _, s := range lagged {
 		m.lags.Inc()
 		c.push(codec.AppendLag(nil, c.format, s.topic, s.written))
@@ -652,9 +654,8 @@ func (c *conn) dropSub(s *subscription) {
 	if s.paused {
 		c.paused--
 	}
-	if len(c.out.frames) > 0 {
-		s.paused = true // its queued frames go with it
-		c.out.dropPaused()
+	if len(c.out.frames) > 0 { // its queued frames go with it, no other's
+		c.out.drop(func(f *subscription) bool { return f == s })
 	}
 }
 

@@ -28,12 +28,13 @@ func (o *outbox) replace(i int, b []byte, seq uint64) {
 	o.frames[i].b, o.frames[i].seq = b, seq
 }
 
-// dropPaused removes the frames of paused subscriptions, keeping the order
-// of the rest, and renumbers the conflation slots of those that remain.
-func (o *outbox) dropPaused() {
+// drop removes the frames of the subscriptions gone says are gone,
+// keeping the order of the rest, and renumbers the conflation slots of
+// those that remain.
+func (o *outbox) drop(gone func(*subscription) bool) {
 	kept := o.frames[:0]
 	for _, f := range o.frames {
-		if f.sub != nil && f.sub.paused {
+		if f.sub != nil && gone(f.sub) {
 			o.bytes -= len(f.b)
 			continue
 		}
@@ -45,6 +46,8 @@ func (o *outbox) dropPaused() {
 	clear(o.frames[len(kept):])
 	o.frames = kept
 }
+
+func isPaused(s *subscription) bool { return s.paused }
 
 // reset empties the outbox, giving back a large backing array.
 func (o *outbox) reset() {

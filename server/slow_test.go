@@ -255,3 +255,35 @@ func TestPullReplyBoundedByBytes(t *testing.T) {
 		t.Fatalf("next pull starts at s=%v, want 3", first)
 	}
 }
+
+// TestUnsubKeepsOtherCatchup unsubscribes one topic while another is
+// catching up from history with a chunk queued behind a busy socket: the
+// chunk of the other topic must stay, so its client sees no gap.
+func TestUnsubKeepsOtherCatchup(t *testing.T) {
+	srv, l := testServer(t, Config{OutboxBytes: 8 << 10, HistorySize: 1000})
+	sock := &socket{}
+	c := subscribe(t, l, sock, "book.A", "book.B")
+	payload := []byte(`"` + strings.Repeat("a", 500) + `"`)
+	for i := 0; i < 100; i++ {
+		if _, err := srv.engine.Publish("book.A", payload, false, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// book.A continues from history in chunks; the first chunk waits
+	// behind a busy socket.
+	sock.buffered = 1
+	a := c.subs["book.A"]
+	c.pause(a)
+	c.resumeChunk(a, 2<<10)
+	if !a.paused || len(c.out.frames) == 0 {
+		t.Fatalf("setup: paused %v, %d frames queued", a.paused, len(c.out.frames))
+	}
+	c.handle([]byte(`{"op":"unsub","id":2,"topics":["book.B"]}`))
+	sock.buffered = 0
+	for i := 0; i < 50 && (a.paused || len(c.out.frames) > 0); i++ {
+		l.poll()
+		l.drain()
+		l.flush()
+	}
+	assertContiguous(t, "catching up", sock.messages(t), "book.A", 100, false)
+}
