@@ -27,7 +27,21 @@ type metrics struct {
 	closesByCode      *prometheus.CounterVec
 	commandsByOp      *prometheus.CounterVec
 	rejectedConns     *prometheus.CounterVec
+
+	// Counters of the labels the protocol knows, resolved once: a command
+	// on the loop then touches one atomic, not the vector's label hash and
+	// the read lock it shares with every loop. Read-only after newMetrics.
+	byOp    map[string]prometheus.Counter
+	byError map[int]prometheus.Counter
+	byClose map[int]prometheus.Counter
 }
+
+// Labels resolved up front (PROTOCOL.md ops, error and close codes).
+var (
+	protocolOps    = []string{"sub", "unsub", "pull", "pub", "ping", "auth", "refresh", "other"}
+	protocolErrors = []int{400, 401, 403, 404, 409, 410, 413, 429, 500, 503}
+	protocolCloses = []int{1000, 1002, 1007, 1009, 4000, 4001, 4002, 4003, 4004, 4005, 4006, 4007}
+)
 
 func newMetrics(s *Server) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
@@ -73,6 +87,12 @@ func newMetrics(s *Server) *metrics {
 	m.rejectedConns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tickfan_rejected_connections_total", Help: "Connections refused with 4006, by limit: max_conns, per_ip, ip_rate.",
 	}, []string{"reason"})
+	m.byOp = make(map[string]prometheus.Counter, len(protocolOps))
+	for _, op := range protocolOps {
+		m.byOp[op] = m.commandsByOp.WithLabelValues(op)
+	}
+	m.byError = resolve(m.errorsByCode, protocolErrors)
+	m.byClose = resolve(m.closesByCode, protocolCloses)
 	sum := func(get func(l *loop) uint64) func() float64 {
 		return func() float64 {
 			var n uint64
@@ -108,21 +128,34 @@ func (m *metrics) conns(k connKind) prometheus.Gauge {
 	return m.connections.WithLabelValues(k.String())
 }
 
+// resolve makes the counter of each code ahead of use.
+func resolve(vec *prometheus.CounterVec, codes []int) map[int]prometheus.Counter {
+	out := make(map[int]prometheus.Counter, len(codes))
+	for _, code := range codes {
+		out[code] = vec.WithLabelValues(strconv.Itoa(code))
+	}
+	return out
+}
+
 func (m *metrics) errors(code int) prometheus.Counter {
+	if c, ok := m.byError[code]; ok {
+		return c
+	}
 	return m.errorsByCode.WithLabelValues(strconv.Itoa(code))
 }
 
 func (m *metrics) closes(code int) prometheus.Counter {
+	if c, ok := m.byClose[code]; ok {
+		return c
+	}
 	return m.closesByCode.WithLabelValues(strconv.Itoa(code))
 }
 
 // commands counts a command; ops outside the protocol share one label so a
 // client cannot grow the metric without bound.
 func (m *metrics) commands(op string) prometheus.Counter {
-	switch op {
-	case "sub", "unsub", "pull", "pub", "ping", "auth", "refresh":
-	default:
-		op = "other"
+	if c, ok := m.byOp[op]; ok {
+		return c
 	}
-	return m.commandsByOp.WithLabelValues(op)
+	return m.byOp["other"]
 }
