@@ -61,6 +61,9 @@ func startProc(t *testing.T, flags ...string) *proc {
 	t.Helper()
 	args := append([]string{"serve", "--ws-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0",
 		"--http-addr", "127.0.0.1:0", "--api-key", apiKey}, flags...)
+	if engine != "" {
+		args = append(args, "--engine", engine)
+	}
 	cmd := exec.Command(tickfanBinary(t), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

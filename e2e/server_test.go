@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -16,6 +17,10 @@ import (
 
 // apiKey authorises HTTP publishing on every test server.
 const apiKey = "k"
+
+// engine is the reactor every test server runs on: TICKFAN_ENGINE, or
+// the default (gnet). scripts/test runs this suite once per engine.
+var engine = os.Getenv("TICKFAN_ENGINE")
 
 // node is one running server and how to reach its HTTP API.
 type node struct {
@@ -40,6 +45,7 @@ func start(t testing.TB, opts ...func(*server.Config)) *node {
 		Heartbeat:   time.Minute,
 		IdleTimeout: 5 * time.Minute,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Engine:      engine,
 	}
 	for _, o := range opts {
 		o(&cfg)

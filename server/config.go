@@ -93,6 +93,9 @@ type Config struct {
 	// WheelTick is the resolution of the timing wheel behind every deadline.
 	// Default 10 ms.
 	WheelTick time.Duration
+	// Engine is the reactor: "gnet" (default), "evio" or "std" (net/http
+	// and gorilla/websocket, goroutines per connection).
+	Engine string
 	// Loops is the number of event loops. Default GOMAXPROCS.
 	Loops int
 	// Logger receives the server's logs. Default slog.Default().
@@ -111,6 +114,7 @@ func (cfg Config) withDefaults() Config {
 	def(&cfg.TCPAddr, ":8081")
 	def(&cfg.HTTPAddr, ":8082")
 	def(&cfg.Conflate, "ticker.*")
+	def(&cfg.Engine, EngineGnet)
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = 1 << 20
 	}

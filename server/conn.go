@@ -188,15 +188,23 @@ func (c *conn) readHandshake(buf []byte) int {
 		return len(buf)
 	}
 	c.push(r.Response)
-	c.format = r.Format
+	if c.upgraded(r.Format); c.closing {
+		return len(buf)
+	}
+	return r.N
+}
+
+// upgraded opens a WebSocket connection whose upgrade is done: it is
+// served in format f, or told 4006 when the limits refused it.
+func (c *conn) upgraded(f codec.Format) {
+	c.format = f
 	c.state = stOpen
 	c.l.srv.metrics.conns(kindWS).Inc()
 	if c.reject != 0 {
 		c.closeWith(c.reject, "too many connections")
-		return len(buf)
+		return
 	}
 	c.armTimer(c.l.srv.wheel.NowNano())
-	return r.N
 }
 
 func (c *conn) readTCP(buf []byte) int {
@@ -252,14 +260,19 @@ func (c *conn) readWS(buf []byte) int {
 		c.push(codec.AppendWSFrame(nil, ws.OpPong, fr.Payload))
 	case ws.OpPong:
 	case ws.OpClose:
-		if c.draining { // our close frame went first: this is its answer
-			c.closeAfterFlush()
-			return len(buf)
-		}
-		c.wsCloseReply(fr.Payload)
+		c.onClose(fr.Payload)
 		return len(buf)
 	}
 	return n
+}
+
+// onClose handles the client's close frame.
+func (c *conn) onClose(payload []byte) {
+	if c.draining { // our close frame went first: this is its answer
+		c.closeAfterFlush()
+		return
+	}
+	c.wsCloseReply(payload)
 }
 
 // message handles one whole WebSocket data message.

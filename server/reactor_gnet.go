@@ -56,6 +56,8 @@ func (r *gnetReactor) start(wg *sync.WaitGroup) error {
 	}
 }
 
+func (r *gnetReactor) addrs() (ws, tcp net.Addr) { return r.wsAddr, r.tcpAddr }
+
 func (r *gnetReactor) stop(ctx context.Context) error {
 	select {
 	case <-r.booted:
@@ -134,15 +136,8 @@ func (r *gnetReactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if localPort(gc) == r.tcpAddr.(*net.TCPAddr).Port {
 		kind = kindTCP
 	}
-	c := newConn(gc, r.pair(gc.EventLoop()), kind)
+	c := r.srv.openConn(gc, r.pair(gc.EventLoop()), kind, gc.RemoteAddr())
 	gc.SetContext(c)
-	if kind == kindTCP {
-		r.srv.metrics.conns(kindTCP).Inc()
-	}
-	if ta, ok := gc.RemoteAddr().(*net.TCPAddr); ok {
-		c.ip = ta.AddrPort().Addr().Unmap()
-	}
-	r.srv.admit(c)
 	return nil, gnet.None
 }
 
@@ -165,13 +160,11 @@ func localPort(gc gnet.Conn) int {
 
 func (r *gnetReactor) OnTraffic(gc gnet.Conn) gnet.Action {
 	c := gc.Context().(*conn)
-	c.lastSeen = r.srv.wheel.NowNano() // any inbound byte is life
 	buf, _ := gc.Peek(-1)
 	// gnet's Discard(0) drops the whole buffer: keep a partial frame.
-	if n := c.onData(buf); n > 0 {
+	if n := c.traffic(buf); n > 0 {
 		_, _ = gc.Discard(n)
 	}
-	c.l.flush()
 	return gnet.None
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,7 @@ type Server struct {
 	verifier *Verifier
 	origins  map[string]bool // nil: any origin
 
-	reactor *gnetReactor
+	reactor reactor
 	httpLn  net.Listener
 	httpSrv *http.Server
 
@@ -44,6 +45,9 @@ type Server struct {
 // New builds a server with the in-memory broker. Nothing listens until Start.
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
+	if !slices.Contains(Engines, cfg.Engine) {
+		return nil, fmt.Errorf("engine %q: want one of %s", cfg.Engine, strings.Join(Engines, ", "))
+	}
 	conflate, err := patterns("conflate", cfg.Conflate)
 	if err != nil {
 		return nil, err
@@ -124,7 +128,10 @@ func (s *Server) Start() error {
 		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPAddr, err)
 	}
 	s.httpLn = ln
-	s.reactor = newGnetReactor(s)
+	if s.reactor, err = newReactor(s); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	if err := s.reactor.start(&s.reactorWG); err != nil {
 		_ = ln.Close()
 		return err
@@ -137,15 +144,15 @@ func (s *Server) Start() error {
 	}()
 	s.log.Info("tickfan serving",
 		"ws", "ws://"+s.WSAddr()+s.cfg.WSPath, "tcp", s.TCPAddr(), "http", "http://"+s.HTTPAddr(),
-		"loops", s.cfg.Loops, "history", s.cfg.HistorySize)
+		"engine", s.cfg.Engine, "loops", s.cfg.Loops, "history", s.cfg.HistorySize)
 	return nil
 }
 
 // WSAddr returns the bound WebSocket address (host:port).
-func (s *Server) WSAddr() string { return s.reactor.wsAddr.String() }
+func (s *Server) WSAddr() string { a, _ := s.reactor.addrs(); return a.String() }
 
 // TCPAddr returns the bound TCP address.
-func (s *Server) TCPAddr() string { return s.reactor.tcpAddr.String() }
+func (s *Server) TCPAddr() string { _, a := s.reactor.addrs(); return a.String() }
 
 // HTTPAddr returns the bound HTTP address.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }

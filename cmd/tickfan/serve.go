@@ -47,6 +47,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxSubs, "max-subs", 1000, "most topics one connection may hold (`count`)")
 	fs.IntVar(&cfg.MaxBody, "max-body", 16<<20, "largest POST /api/publish body in `bytes` (413)")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", 1000, "most publications in one /api/publish batch (`count`)")
+	fs.StringVar(&cfg.Engine, "engine", server.EngineGnet, "reactor `engine`: gnet (epoll), evio (epoll), std (net/http + gorilla/websocket, goroutines per connection)")
 	fs.IntVar(&cfg.Loops, "loops", 0, "event loops (`count`; 0 = one per CPU available)")
 	demo := fs.Bool("demo", false, "publish a demo market feed (book, ticker, trade, kline topics for BTCUSDT, ETHUSDT, SOLUSDT)")
 	demoTick := fs.Duration("demo-tick", 100*time.Millisecond, "demo feed step `interval`")

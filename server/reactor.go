@@ -1,0 +1,71 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+)
+
+// Engines: the reactors a server can run on (Config.Engine).
+const (
+	// EngineGnet is gnet's epoll event loops (the default).
+	EngineGnet = "gnet"
+	// EngineEvio is evio's epoll event loops.
+	EngineEvio = "evio"
+	// EngineStd is the standard library: net/http with gorilla/websocket and
+	// a reading and a writing goroutine per connection, on Go's netpoller.
+	EngineStd = "std"
+)
+
+// Engines lists the valid values of Config.Engine.
+var Engines = []string{EngineGnet, EngineEvio, EngineStd}
+
+// reactor owns the WebSocket and TCP listeners and the sockets of their
+// connections. Every engine feeds the same connection state machine (conn)
+// on the server's loops: bytes in through conn.onData (or whole WebSocket
+// messages through conn.message), bytes out through a transport.
+type reactor interface {
+	// start binds the listeners and serves; it returns once they are bound.
+	start(wg *sync.WaitGroup) error
+	// stop closes the listeners and every connection.
+	stop(ctx context.Context) error
+	// addrs are the bound WebSocket and TCP addresses.
+	addrs() (ws, tcp net.Addr)
+}
+
+func newReactor(s *Server) (reactor, error) {
+	switch s.cfg.Engine {
+	case EngineGnet:
+		return newGnetReactor(s), nil
+	case EngineEvio:
+		return newEvioReactor(s), nil
+	case EngineStd:
+		return newStdReactor(s), nil
+	}
+	return nil, fmt.Errorf("engine %q: want one of %v", s.cfg.Engine, Engines)
+}
+
+// openConn sets up a connection a reactor accepted on loop l, and applies
+// the connection limits. A WebSocket connection starts in its handshake.
+func (s *Server) openConn(t transport, l *loop, kind connKind, remote net.Addr) *conn {
+	c := newConn(t, l, kind)
+	if kind == kindTCP {
+		s.metrics.conns(kindTCP).Inc()
+	}
+	if ta, ok := remote.(*net.TCPAddr); ok {
+		c.ip = ta.AddrPort().Addr().Unmap()
+	}
+	s.admit(c)
+	return c
+}
+
+// traffic hands bytes read from the socket to the connection, writes what
+// they caused and returns how many bytes were used; the reactor keeps the
+// rest (a partial frame) until more arrives. Loop goroutine only.
+func (c *conn) traffic(buf []byte) int {
+	c.lastSeen = c.l.srv.wheel.NowNano() // any inbound byte is life
+	n := c.onData(buf)
+	c.l.flush()
+	return n
+}

@@ -1,0 +1,567 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gorilla/websocket"
+
+	"github.com/tickfan/tickfan/codec"
+)
+
+// stdReactor is the engine most Go servers start from: net/http and
+// gorilla/websocket on Go's netpoller, with a goroutine reading and a
+// goroutine writing each connection (gorilla writes one message per
+// write call). It shares the protocol with the other engines: the reader
+// hands each message to the connection's loop and waits for it to be
+// handled; the loop's outbox reaches the writer through stdTransport.
+// It exists to be measured against; gnet is the engine to run.
+type stdReactor struct {
+	srv      *Server
+	wsLn     net.Listener
+	tcpLn    net.Listener
+	http     *http.Server
+	upgrader websocket.Upgrader
+
+	next    atomic.Uint64 // round-robin choice of loop
+	opening sync.Map      // net.Conn -> time.Time: accepted, not yet upgraded
+
+	mu       sync.Mutex
+	stopping chan struct{} // closed by stop
+	conns    map[*stdTransport]struct{}
+	connWG   sync.WaitGroup // connections and the acceptors
+	loopsEnd chan struct{}  // closed once every connection has gone
+	loopWG   sync.WaitGroup // loop runners
+}
+
+func newStdReactor(s *Server) *stdReactor {
+	r := &stdReactor{srv: s, stopping: make(chan struct{}), loopsEnd: make(chan struct{}),
+		conns: make(map[*stdTransport]struct{})}
+	r.upgrader = websocket.Upgrader{
+		HandshakeTimeout: s.cfg.HandshakeTimeout,
+		CheckOrigin: func(req *http.Request) bool {
+			origin := req.Header.Get("Origin")
+			return origin == "" || s.origins == nil || s.allowOrigin([]byte(origin))
+		},
+	}
+	return r
+}
+
+func (r *stdReactor) addrs() (ws, tcp net.Addr) { return r.wsLn.Addr(), r.tcpLn.Addr() }
+
+func (r *stdReactor) start(wg *sync.WaitGroup) error {
+	cfg := r.srv.cfg
+	wsLn, err := net.Listen("tcp", cfg.WSAddr)
+	if err != nil {
+		return fmt.Errorf("reactor: websocket listen %s: %w", cfg.WSAddr, err)
+	}
+	tcpLn, err := net.Listen("tcp", cfg.TCPAddr)
+	if err != nil {
+		_ = wsLn.Close()
+		return fmt.Errorf("reactor: tcp listen %s: %w", cfg.TCPAddr, err)
+	}
+	r.wsLn, r.tcpLn = drainingListener{wsLn, r.srv}, drainingListener{tcpLn, r.srv}
+	for _, l := range r.srv.loops {
+		r.runLoop(l)
+	}
+	r.http = &http.Server{Handler: http.HandlerFunc(r.serveWS), ReadHeaderTimeout: cfg.HandshakeTimeout,
+		ConnState: r.connState}
+	r.connWG.Add(2)
+	go func() {
+		defer r.connWG.Done()
+		if err := r.http.Serve(r.wsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.srv.log.Error("websocket listener stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer r.connWG.Done()
+		r.acceptTCP()
+	}()
+	wg.Add(1)
+	go func() { // the loops serve until the last connection has gone
+		defer wg.Done()
+		<-r.stopping
+		r.connWG.Wait()
+		close(r.loopsEnd)
+		r.loopWG.Wait()
+	}()
+	return nil
+}
+
+// runLoop drives loop l from a goroutine of its own: wakes run l.drain.
+func (r *stdReactor) runLoop(l *loop) {
+	wake := make(chan struct{}, 1)
+	l.wake = func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	r.loopWG.Add(1)
+	go func() {
+		defer r.loopWG.Done()
+		for {
+			select {
+			case <-wake:
+				l.drain()
+			case <-r.loopsEnd:
+				return
+			}
+		}
+	}()
+}
+
+// onLoop runs fn on l's goroutine and waits until it has run.
+func onLoop(l *loop, done chan struct{}, fn func()) {
+	l.post(func() {
+		fn()
+		done <- struct{}{}
+	})
+	<-done
+}
+
+// stop closes the listeners and every connection; the loops stop once the
+// connections have gone (Shutdown waits for that).
+func (r *stdReactor) stop(context.Context) error {
+	r.mu.Lock()
+	select {
+	case <-r.stopping:
+		r.mu.Unlock()
+		return nil
+	default:
+	}
+	close(r.stopping)
+	for t := range r.conns {
+		_ = t.nc.Close()
+	}
+	r.mu.Unlock()
+	_ = r.tcpLn.Close()
+	return r.http.Close() // the listener and unfinished upgrades; upgraded connections are ours
+}
+
+// drainingListener closes connections that arrive while the server drains.
+type drainingListener struct {
+	net.Listener
+	srv *Server
+}
+
+func (d drainingListener) Accept() (net.Conn, error) {
+	for {
+		nc, err := d.Listener.Accept()
+		if err != nil || !d.srv.draining.Load() {
+			return nc, err
+		}
+		_ = nc.Close()
+	}
+}
+
+func (r *stdReactor) pick() *loop {
+	return r.srv.loops[int(r.next.Add(1)%uint64(len(r.srv.loops)))]
+}
+
+// track counts a connection in (false once stopping) or out.
+func (r *stdReactor) track(t *stdTransport, on bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !on {
+		delete(r.conns, t)
+		r.connWG.Done()
+		return true
+	}
+	select {
+	case <-r.stopping:
+		return false
+	default:
+	}
+	r.conns[t] = struct{}{}
+	r.connWG.Add(1)
+	return true
+}
+
+func (r *stdReactor) serveWS(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path != r.srv.cfg.WSPath {
+		http.NotFound(w, req)
+		return
+	}
+	// The first subprotocol offered that we speak, as PROTOCOL.md asks
+	// (gorilla's own choice follows the server's order).
+	var hdr http.Header
+	format := codec.WSJSON
+	for _, p := range websocket.Subprotocols(req) {
+		if p == codec.SubprotocolJSON || p == codec.SubprotocolMsgpack {
+			hdr = http.Header{"Sec-Websocket-Protocol": {p}}
+			if p == codec.SubprotocolMsgpack {
+				format = codec.WSMsgpack
+			}
+			break
+		}
+	}
+	wc, err := r.upgrader.Upgrade(earlyData{w}, req, hdr) // gorilla answers a failed upgrade
+	if err != nil {
+		r.srv.metrics.handshakeFailures.Inc()
+		return
+	}
+	wc.SetReadLimit(int64(r.srv.cfg.MaxFrame))
+	t := newStdTransport(wc.NetConn(), wc)
+	r.serve(t, kindWS, func(c *conn) { c.upgraded(format) })
+}
+
+func (r *stdReactor) acceptTCP() {
+	for {
+		nc, err := r.tcpLn.Accept()
+		if err != nil {
+			select {
+			case <-r.stopping:
+			default:
+				if !errors.Is(err, net.ErrClosed) {
+					r.srv.log.Error("tcp listener stopped", "err", err)
+				}
+			}
+			return
+		}
+		go r.serve(newStdTransport(nc, nil), kindTCP, nil)
+	}
+}
+
+// serve runs one connection: it is opened on a loop, written by its own
+// goroutine and read by this one until either side ends it.
+func (r *stdReactor) serve(t *stdTransport, kind connKind, opened func(*conn)) {
+	if !r.track(t, true) {
+		_ = t.nc.Close()
+		return
+	}
+	defer r.track(t, false)
+	l := r.pick()
+	ack := make(chan struct{}, 1)
+	var c *conn
+	onLoop(l, ack, func() {
+		c = r.srv.openConn(t, l, kind, t.nc.RemoteAddr())
+		t.release = func() { l.post(c.closed) }
+		if opened != nil {
+			opened(c)
+		}
+		l.flush()
+	})
+	go t.writer()
+	if kind == kindWS {
+		r.readWS(t, c, ack)
+	} else {
+		r.readTCP(t, c, ack)
+	}
+	close(t.readDone)
+	_ = t.Close()
+	<-t.done
+}
+
+// readWS hands each WebSocket message to the connection. gorilla answers
+// protocol violations itself (1002, 1009); pings, pongs and close frames
+// go through the connection like any frame.
+func (r *stdReactor) readWS(t *stdTransport, c *conn, ack chan struct{}) {
+	l := c.l
+	control := func(op ws.OpCode) func(string) error {
+		return func(data string) error {
+			onLoop(l, ack, func() {
+				if c.state == stClosed {
+					return
+				}
+				c.lastSeen = r.srv.wheel.NowNano()
+				switch op {
+				case ws.OpPing:
+					c.push(codec.AppendWSFrame(nil, ws.OpPong, []byte(data)))
+				case ws.OpClose:
+					c.onClose([]byte(data))
+				}
+				l.flush()
+			})
+			return nil
+		}
+	}
+	t.ws.SetPingHandler(control(ws.OpPing))
+	t.ws.SetPongHandler(control(ws.OpPong))
+	t.ws.SetCloseHandler(func(code int, text string) error {
+		var payload []byte
+		if code != websocket.CloseNoStatusReceived {
+			payload = websocket.FormatCloseMessage(code, text)
+		}
+		return control(ws.OpClose)(string(payload))
+	})
+	for {
+		typ, msg, err := t.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		op := ws.OpText
+		if typ == websocket.BinaryMessage {
+			op = ws.OpBinary
+		}
+		onLoop(l, ack, func() {
+			if c.state == stClosed || c.closing {
+				return
+			}
+			c.lastSeen = r.srv.wheel.NowNano()
+			c.message(op, msg)
+			l.flush()
+		})
+	}
+}
+
+// readTCP hands the bytes read to the connection, keeping a partial frame
+// for the next read.
+func (r *stdReactor) readTCP(t *stdTransport, c *conn, ack chan struct{}) {
+	buf := make([]byte, 4096)
+	have := 0
+	for {
+		if have == len(buf) {
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+		n, err := t.nc.Read(buf[have:])
+		if err != nil {
+			return
+		}
+		have += n
+		used := 0
+		onLoop(c.l, ack, func() {
+			if c.state != stClosed {
+				used = c.traffic(buf[:have])
+			}
+		})
+		have = copy(buf, buf[used:have])
+		if have == 0 && len(buf) > 4096 {
+			buf = make([]byte, 4096) // a large frame has gone: give its room back
+		}
+	}
+}
+
+// stdTransport queues what the loop writes for the connection's writer
+// goroutine, which writes it with gorilla (one message per write) or, for
+// TCP, as it comes.
+type stdTransport struct {
+	nc       net.Conn
+	ws       *websocket.Conn // nil for TCP
+	wake     chan struct{}
+	readDone chan struct{} // closed when the reader has stopped
+	done     chan struct{} // closed when the writer has closed the socket
+	// release tells the connection's loop it has closed (the socket may
+	// still linger for the client's last bytes); set on open.
+	release func()
+
+	buffered atomic.Int64 // bytes queued and not yet written
+
+	mu      sync.Mutex
+	pending []byte
+	spare   []byte
+	closing bool
+}
+
+// closeGrace is how long a closing connection's last bytes may take, and
+// how long the client then has to close its side.
+const closeGrace = 2 * time.Second
+
+func newStdTransport(nc net.Conn, wc *websocket.Conn) *stdTransport {
+	return &stdTransport{nc: nc, ws: wc, wake: make(chan struct{}, 1),
+		readDone: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (t *stdTransport) Writev(bs [][]byte) (int, error) {
+	n := 0
+	t.mu.Lock()
+	if t.closing {
+		t.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	for _, b := range bs {
+		t.pending = append(t.pending, b...)
+		n += len(b)
+	}
+	t.mu.Unlock()
+	t.buffered.Add(int64(n))
+	t.signal()
+	return n, nil
+}
+
+func (t *stdTransport) OutboundBuffered() int { return int(t.buffered.Load()) }
+
+// Close writes what is queued (within closeGrace) and closes the socket.
+func (t *stdTransport) Close() error {
+	t.mu.Lock()
+	first := !t.closing
+	t.closing = true
+	t.mu.Unlock()
+	if first {
+		_ = t.nc.SetWriteDeadline(time.Now().Add(closeGrace))
+		_ = t.nc.SetReadDeadline(time.Now().Add(2 * closeGrace))
+		t.signal()
+	}
+	return nil
+}
+
+func (t *stdTransport) signal() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writer writes what the loop queues. Once the connection closes and all
+// is written it shuts its side of the socket and lets the reader take
+// what the client still sends until the client closes, so that closing
+// with unread input does not reset the connection under the client's
+// last messages.
+func (t *stdTransport) writer() {
+	defer close(t.done)
+	defer t.nc.Close()
+	defer func() {
+		t.release()
+		if cw, ok := t.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			<-t.readDone // bounded by the read deadline Close set
+		}
+	}()
+	for range t.wake {
+		t.mu.Lock()
+		buf, closing := t.pending, t.closing
+		t.pending, t.spare = t.spare[:0], nil
+		t.mu.Unlock()
+		if len(buf) > 0 {
+			err := t.write(buf)
+			t.mu.Lock()
+			if cap(buf) <= 64<<10 {
+				t.spare = buf // two buffers take turns; a large one goes
+			}
+			t.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+		t.mu.Lock()
+		closing = t.closing && len(t.pending) == 0
+		more := len(t.pending) > 0
+		t.mu.Unlock()
+		if closing {
+			return
+		}
+		if more {
+			t.signal()
+		}
+	}
+}
+
+// write writes buf, counting each message out of buffered once the
+// socket has taken it.
+func (t *stdTransport) write(buf []byte) error {
+	if t.ws == nil {
+		n, err := t.nc.Write(buf)
+		t.buffered.Add(-int64(len(buf)))
+		_ = n
+		return err
+	}
+	defer func() { t.buffered.Add(-int64(len(buf))) }() // what an error left
+	for len(buf) > 0 {
+		op, payload, rest, ok := splitServerFrame(buf)
+		if !ok {
+			return errors.New("std reactor: a malformed frame was queued")
+		}
+		t.buffered.Add(-int64(len(buf) - len(rest)))
+		buf = rest
+		var err error
+		if op.IsControl() {
+			err = t.ws.WriteControl(int(op), payload, time.Now().Add(closeGrace))
+		} else {
+			err = t.ws.WriteMessage(int(op), payload)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitServerFrame cuts the first of the unmasked, unfragmented frames the
+// server queues for a WebSocket connection off b.
+func splitServerFrame(b []byte) (op ws.OpCode, payload, rest []byte, ok bool) {
+	if len(b) < 2 {
+		return 0, nil, nil, false
+	}
+	op = ws.OpCode(b[0] & 0x0f)
+	n, h := uint64(b[1]&0x7f), 2
+	switch n {
+	case 126:
+		if len(b) < 4 {
+			return 0, nil, nil, false
+		}
+		n, h = uint64(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return 0, nil, nil, false
+		}
+		n, h = binary.BigEndian.Uint64(b[2:]), 10
+	}
+	if uint64(len(b)-h) < n {
+		return 0, nil, nil, false
+	}
+	end := h + int(n)
+	return op, b[h:end], b[end:], true
+}
+
+// connState counts upgrades that did not finish within the handshake
+// timeout (net/http closes them at ReadHeaderTimeout).
+func (r *stdReactor) connState(nc net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		r.opening.Store(nc, time.Now())
+	case http.StateHijacked:
+		r.opening.Delete(nc)
+	case http.StateClosed:
+		if t0, ok := r.opening.LoadAndDelete(nc); ok && time.Since(t0.(time.Time)) >= r.srv.cfg.HandshakeTimeout {
+			r.srv.metrics.handshakeTimeouts.Inc()
+		}
+	}
+}
+
+// earlyData lets gorilla upgrade a connection whose client sent frames
+// right behind its upgrade request, in the same packet. gorilla refuses
+// such a connection; RFC 6455 has a client wait for the answer, but the
+// other engines serve one that does not, and so does this one: the bytes
+// read ahead are replayed before the socket's.
+type earlyData struct{ http.ResponseWriter }
+
+func (e earlyData) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(e.ResponseWriter).Hijack()
+	if err != nil || brw.Reader.Buffered() == 0 {
+		return nc, brw, err
+	}
+	early, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	pc := &prefixConn{Conn: nc, prefix: bytes.Clone(early)}
+	return pc, bufio.NewReadWriter(bufio.NewReader(pc), brw.Writer), nil
+}
+
+// prefixConn reads prefix before the connection's own bytes.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+func (p *prefixConn) CloseWrite() error {
+	if cw, ok := p.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
