@@ -20,6 +20,8 @@ type transport interface {
 	// reactor's write buffer, which the reactor drains when the socket is
 	// writable.
 	Writev(bs [][]byte) (int, error)
+	// Write is Writev of one buffer; the transport does not keep b.
+	Write(b []byte) (int, error)
 	// OutboundBuffered is the size of that write buffer, in bytes.
 	OutboundBuffered() int
 	Close() error
@@ -484,9 +486,37 @@ func (c *conn) block() {
 	}
 }
 
-// writeOut writes the whole outbox, at most maxIovecs frames per writev.
+// coalesceMax is the largest outbox written as one buffer: its frames are
+// copied together and written with one write, which costs less than a
+// writev of many small frames (and x/sys allocates a writev's vector).
+const coalesceMax = 256 << 10
+
+// writeOut writes the whole outbox: one frame as it is, up to coalesceMax
+// bytes copied into one buffer, more with writev, at most maxIovecs frames
+// at a time.
 func (c *conn) writeOut() int {
 	frames := c.out.frames
+	if len(frames) == 1 || len(frames) > 1 && c.out.bytes <= coalesceMax {
+		buf := frames[0].b
+		if len(frames) > 1 {
+			buf = c.l.wbuf[:0]
+			for i := range frames {
+				buf = append(buf, frames[i].b...)
+			}
+			c.l.wbuf = buf
+		}
+		for i := range frames {
+			if f := &frames[i]; f.sub != nil {
+				f.sub.written = f.seq
+				f.sub.pending = -1
+			}
+		}
+		if _, err := c.t.Write(buf); err != nil || c.state == stClosed {
+			return len(buf) // the reactor closed the connection
+		}
+		c.out.reset()
+		return len(buf)
+	}
 	total := 0
 	for off := 0; off < len(frames); {
 		end := min(off+maxIovecs, len(frames))

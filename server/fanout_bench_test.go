@@ -23,6 +23,11 @@ func (d *discardTransport) Writev(bs [][]byte) (int, error) {
 	return n, nil
 }
 
+func (d *discardTransport) Write(b []byte) (int, error) {
+	d.bytes += len(b)
+	return len(b), nil
+}
+
 func (d *discardTransport) OutboundBuffered() int { return 0 }
 
 func (d *discardTransport) Close() error { return nil }

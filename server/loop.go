@@ -37,6 +37,7 @@ type loop struct {
 	blocked    []*conn // connections whose outbox waits for the socket
 	pollTimer  wheel.Timer
 	iov        [][]byte // writev scratch
+	wbuf       []byte   // a connection's frames joined for one write
 	cur        *topic.Publication
 	curFrames  [codec.TCPMsgpack + 1][]byte // cur's frames, resolved once per loop
 	cmd        codec.Command                // decode scratch, reused for every command

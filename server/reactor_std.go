@@ -356,6 +356,7 @@ type stdTransport struct {
 	release func()
 
 	buffered atomic.Int64 // bytes queued and not yet written
+	one      [1][]byte    // Write's vector; the loop's goroutine only
 
 	mu      sync.Mutex
 	pending []byte
@@ -387,6 +388,13 @@ func (t *stdTransport) Writev(bs [][]byte) (int, error) {
 	t.buffered.Add(int64(n))
 	t.signal()
 	return n, nil
+}
+
+func (t *stdTransport) Write(b []byte) (int, error) {
+	t.one[0] = b
+	n, err := t.Writev(t.one[:])
+	t.one[0] = nil
+	return n, err
 }
 
 func (t *stdTransport) OutboundBuffered() int { return int(t.buffered.Load()) }

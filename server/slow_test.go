@@ -32,6 +32,8 @@ func (s *socket) Writev(bs [][]byte) (int, error) {
 	return n, nil
 }
 
+func (s *socket) Write(b []byte) (int, error) { return s.Writev([][]byte{b}) }
+
 func (s *socket) OutboundBuffered() int { return s.buffered }
 func (s *socket) Close() error          { s.closed = true; return nil }
 
