@@ -1,0 +1,308 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// publisher publishes open loop over TCP msgpack connections with the pub
+// command: publication g (counted over the whole run) is for topic
+// g % len(topics) and is due at a time fixed in advance; it carries that
+// due time as the first element of its payload, so a server that stalls
+// shows as latency and never as fewer sends. Pubs are pipelined: replies
+// are read by one goroutine per connection and counted, never awaited.
+//
+// Run, and everything not atomic, belongs to one goroutine at a time.
+type publisher struct {
+	clock  *clock
+	topics []string
+	conns  []*pubConn
+	spin   time.Duration
+
+	prefix   [][]byte // per topic: map header, op, t, d key
+	payload  []byte   // [due, pad], due patched per publication
+	next     uint64   // the next publication's index g; its id is g+1
+	late     *hdrhistogram.Histogram
+	inWindow map[string]int64 // publications due in the window, per topic
+	sent     atomic.Int64
+	acked    atomic.Int64
+	errs     atomic.Int64
+	tooMany  atomic.Int64 // 429 answers
+	firstErr atomic.Pointer[string]
+	lastSeq  []atomic.Uint64 // per topic, from the replies
+}
+
+type pubConn struct {
+	c    net.Conn
+	wmu  sync.Mutex // the reply reader answers heartbeats too
+	buf  []byte
+	done chan struct{}
+}
+
+// newPublisher dials conns TCP connections and authenticates each with
+// token when there is one.
+func newPublisher(ctx context.Context, cfg *Config, clk *clock, topics []string, size, conns int) (*publisher, error) {
+	p := &publisher{clock: clk, topics: topics, spin: cfg.spin(), late: newHistogram(), inWindow: map[string]int64{}}
+	p.lastSeq = make([]atomic.Uint64, len(topics))
+	p.payload = payloadTemplate(size)
+	for _, t := range topics {
+		b := []byte{0x84}
+		b = appendMpStr(b, "op")
+		b = appendMpStr(b, "pub")
+		b = appendMpStr(b, "t")
+		b = appendMpStr(b, t)
+		b = appendMpStr(b, "d")
+		p.prefix = append(p.prefix, b)
+	}
+	for range max(conns, 1) {
+		nd := net.Dialer{Timeout: dialTimeout}
+		c, err := nd.DialContext(ctx, "tcp", cfg.TCPAddr)
+		if err != nil {
+			p.close()
+			return nil, dialError("tcp", cfg.TCPAddr, err)
+		}
+		pc := &pubConn{c: c, done: make(chan struct{})}
+		p.conns = append(p.conns, pc)
+		br := bufio.NewReaderSize(c, 64<<10)
+		if cfg.Token != "" {
+			if err := authenticate(c, br, cfg.Token); err != nil {
+				close(pc.done) // no reader runs
+				p.close()
+				return nil, err
+			}
+		}
+		go p.readReplies(pc, br)
+	}
+	return p, nil
+}
+
+// authenticate sends auth and waits for its answer.
+func authenticate(c net.Conn, br *bufio.Reader, token string) error {
+	_ = c.SetDeadline(time.Now().Add(dialTimeout))
+	defer c.SetDeadline(time.Time{})
+	cmd := encodeCommand(ProtoTCP, map[string]any{"op": "auth", "id": 0, "token": token})
+	if _, err := c.Write(appendTCPFrame(nil, cmd)); err != nil {
+		return fmt.Errorf("publisher auth: %w", err)
+	}
+	body, err := readTCPFrame(br)
+	if err != nil {
+		return fmt.Errorf("publisher auth: %w", err)
+	}
+	m, err := decodeControl(body, true)
+	if err != nil {
+		return fmt.Errorf("publisher auth: %w", err)
+	}
+	if m.Err != nil {
+		return fmt.Errorf("publisher auth: the server refused the token: %v", m.Err)
+	}
+	return nil
+}
+
+func readTCPFrame(br *bufio.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || n > 1<<30 {
+		return nil, fmt.Errorf("bad frame length %d", n)
+	}
+	body := make([]byte, n)
+	_, err := io.ReadFull(br, body)
+	return body, err
+}
+
+// pubReply is the answer to pub: {"id":N,"res":{"e":..,"s":..}} or an err.
+type pubReply struct {
+	ID  uint64      `msgpack:"id"`
+	Op  string      `msgpack:"op"`
+	Res *Position   `msgpack:"res"`
+	Err *replyError `msgpack:"err"`
+}
+
+func (p *publisher) readReplies(pc *pubConn, br *bufio.Reader) {
+	defer close(pc.done)
+	var m pubReply
+	for {
+		body, err := readTCPFrame(br)
+		if err != nil {
+			return
+		}
+		m = pubReply{}
+		if err := msgpack.Unmarshal(body, &m); err != nil {
+			p.noteErr(fmt.Sprintf("undecodable reply %q: %v", clip(body), err))
+			continue
+		}
+		switch {
+		case m.Op == "ping":
+			pc.wmu.Lock()
+			_, _ = pc.c.Write(appendTCPFrame(nil, pingCommand))
+			pc.wmu.Unlock()
+		case m.Op == "close":
+			p.noteErr("the server closed the publisher connection")
+			return
+		case m.Err != nil:
+			p.errs.Add(1)
+			if m.Err.Code == 429 {
+				p.tooMany.Add(1)
+			}
+			p.noteErr(m.Err.Error())
+		case m.Res != nil && m.ID > 0:
+			p.acked.Add(1)
+			ls := &p.lastSeq[(m.ID-1)%uint64(len(p.topics))]
+			for {
+				old := ls.Load()
+				if m.Res.S <= old || ls.CompareAndSwap(old, m.Res.S) {
+					break
+				}
+			}
+		}
+	}
+}
+
+func (p *publisher) noteErr(msg string) { p.firstErr.CompareAndSwap(nil, &msg) }
+
+// maxBatch bounds the publications written in one write when the
+// publisher is behind.
+const maxBatch = 256
+
+// run publishes at rate publications a second (over all topics), the k-th
+// of this call due at start + k/rate, until the next due time reaches
+// stop; times are on the clock. Publications due in [winStart, winEnd)
+// are counted per topic for the expected deliveries. It returns early when
+// ctx ends or a write fails.
+func (p *publisher) run(ctx context.Context, rate float64, start, stop, winStart, winEnd int64) error {
+	interval := 1e9 / rate
+	for k := int64(0); ; {
+		due := start + int64(float64(k)*interval)
+		if due >= stop || ctx.Err() != nil {
+			return nil
+		}
+		now := p.clock.now()
+		if due > now {
+			p.wait(due)
+			continue
+		}
+		// Everything due by now goes out in one write per connection.
+		for n := 0; due <= now && due < stop && n < maxBatch; n++ {
+			g := p.next
+			ti := int(g % uint64(len(p.topics)))
+			pc := p.conns[ti%len(p.conns)]
+			pc.buf = p.appendPub(pc.buf, ti, g+1, due)
+			if due >= winStart && due < winEnd {
+				p.inWindow[p.topics[ti]]++
+			}
+			recordLatency(p.late, now-due)
+			p.next++
+			k++
+			due = start + int64(float64(k)*interval)
+		}
+		for _, pc := range p.conns {
+			if len(pc.buf) == 0 {
+				continue
+			}
+			pc.wmu.Lock()
+			_ = pc.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			_, err := pc.c.Write(pc.buf)
+			pc.wmu.Unlock()
+			pc.buf = pc.buf[:0]
+			if err != nil {
+				return fmt.Errorf("publish: %w", err)
+			}
+		}
+		p.sent.Store(int64(p.next))
+	}
+}
+
+// wait sleeps until due, spinning (yielding to other goroutines) for the
+// last p.spin of it: the Go timer wakes up to a millisecond late, too late
+// for a publication every 100 µs.
+func (p *publisher) wait(due int64) {
+	d := time.Duration(due - p.clock.now())
+	switch {
+	case d <= 0:
+	case p.spin <= 0:
+		time.Sleep(d)
+	case d > p.spin:
+		time.Sleep(d - p.spin)
+	default:
+		runtime.Gosched()
+	}
+}
+
+// appendPub appends the TCP frame of pub g (id) of topic ti due at due.
+func (p *publisher) appendPub(dst []byte, ti int, id uint64, due int64) []byte {
+	pre := p.prefix[ti]
+	n := len(pre) + len(p.payload) + 3 + 9
+	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	dst = append(dst, pre...)
+	at := len(dst)
+	dst = append(dst, p.payload...)
+	binary.BigEndian.PutUint64(dst[at+2:], uint64(due)) // after 0x92 0xcf
+	dst = appendMpStr(dst, "id")
+	return appendMpUint64(dst, id)
+}
+
+// waitReplies waits until every publication sent has its reply.
+func (p *publisher) waitReplies(ctx context.Context, timeout time.Duration) error {
+	if waitFor(ctx, timeout, func() bool { return p.acked.Load()+p.errs.Load() >= p.sent.Load() }) {
+		return nil
+	}
+	return fmt.Errorf("publisher: %d of %d pubs answered within %v", p.acked.Load()+p.errs.Load(), p.sent.Load(), timeout)
+}
+
+// lastPublished returns the last seq the server gave each topic.
+func (p *publisher) lastPublished() map[string]uint64 {
+	m := make(map[string]uint64, len(p.topics))
+	for i, t := range p.topics {
+		m[t] = p.lastSeq[i].Load()
+	}
+	return m
+}
+
+// takeWindow returns and clears the per-topic counts of publications due
+// in the window, and the send-lateness histogram.
+func (p *publisher) takeWindow() (map[string]int64, *hdrhistogram.Histogram) {
+	w, l := p.inWindow, p.late
+	p.inWindow, p.late = map[string]int64{}, newHistogram()
+	return w, l
+}
+
+// refusedError explains pub errors; nil when there were none.
+func (p *publisher) refusedError(rate float64) error {
+	n := p.errs.Load()
+	if n == 0 {
+		return nil
+	}
+	first := ""
+	if e := p.firstErr.Load(); e != nil {
+		first = *e
+	}
+	if p.tooMany.Load() > 0 {
+		return fmt.Errorf("the server refused %d pubs with 429 (first: %s): its --cmd-rate is below the publish rate of %.0f/s per connection; start it with --cmd-rate 1000000 or use more --pub-conns", n, first, rate/float64(len(p.conns)))
+	}
+	return fmt.Errorf("the server refused %d pubs (first: %s); a 401 means it needs --anonymous-pub 'bench.>' or a --token with a pub claim", n, first)
+}
+
+func (p *publisher) close() {
+	for _, pc := range p.conns {
+		if tc, ok := pc.c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		pc.c.Close()
+	}
+	for _, pc := range p.conns {
+		<-pc.done
+	}
+}

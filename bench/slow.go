@@ -1,0 +1,200 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// slowRcvBuf is a stalled client's socket receive buffer: small, as a
+// phone's on a bad network, so that the server's queue for it fills within
+// a run instead of the kernel's buffers absorbing everything.
+const slowRcvBuf = 4096
+
+// slowConn is a subscriber that reads during the warm-up and then stops
+// reading altogether: a plain blocking socket that nobody reads keeps the
+// kernel's buffers full, which is what the server sees of a stalled client.
+type slowConn struct {
+	proto  Proto
+	c      net.Conn
+	buf    []byte // read but not yet parsed
+	stop   atomic.Bool
+	done   chan struct{}
+	lags   int64
+	resets int64
+	closes int64
+}
+
+func dialSlow(ctx context.Context, c *Config, topic string) (*slowConn, error) {
+	nc, err := dialServer(ctx, c.Proto, c.WSURL, c.TCPAddr, slowRcvBuf)
+	if err != nil {
+		return nil, err
+	}
+	_ = nc.SetWriteDeadline(time.Now().Add(dialTimeout))
+	if _, err := nc.Write(subCommand(c.Proto, 1, []string{topic}, nil)); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("slow client sub: %w", err)
+	}
+	sc := &slowConn{proto: c.Proto, c: nc, done: make(chan struct{})}
+	go sc.read(time.Time{}, false)
+	return sc, nil
+}
+
+// read reads and parses until stopped, until deadline (if set), or, when
+// untilLag, until a lag, reset or close is seen. What it read of a frame
+// stays in buf for the next call.
+func (sc *slowConn) read(deadline time.Time, untilLag bool) {
+	defer close(sc.done)
+	chunk := make([]byte, 64<<10)
+	_ = sc.c.SetReadDeadline(deadline)
+	for !sc.stop.Load() {
+		n, err := sc.c.Read(chunk)
+		sc.buf = append(sc.buf, chunk[:n]...)
+		seen := sc.parse()
+		if err != nil || (untilLag && seen) {
+			return
+		}
+	}
+}
+
+// parse consumes the whole frames in buf and reports whether one was a
+// lag, reset or close.
+func (sc *slowConn) parse() (seen bool) {
+	mp := sc.proto.msgpack()
+	off := 0
+	defer func() { sc.buf = append(sc.buf[:0], sc.buf[off:]...) }()
+	for {
+		var body []byte
+		var n int
+		var err error
+		if sc.proto.ws() {
+			var fr serverFrame
+			fr, n, err = parseServerFrame(sc.buf[off:])
+			body = fr.payload
+			if err == nil && n > 0 && fr.op != opText && fr.op != opBinary {
+				off += n
+				continue
+			}
+		} else {
+			body, n, err = parseTCPFrame(sc.buf[off:])
+		}
+		if err != nil || n == 0 {
+			return seen
+		}
+		off += n
+		if _, ok := scanPublication(body, mp); ok {
+			continue
+		}
+		m, err := decodeControl(body, mp)
+		if err != nil {
+			continue
+		}
+		switch m.Op {
+		case "lag":
+			sc.lags++
+			seen = true
+		case "reset":
+			sc.resets++
+			seen = true
+		case "close":
+			sc.closes++
+			seen = true
+		}
+	}
+}
+
+// halt stops the reader now, leaving everything after in the socket.
+func (sc *slowConn) halt() {
+	sc.stop.Store(true)
+	_ = sc.c.SetReadDeadline(time.Now())
+	<-sc.done
+}
+
+// runSlow is fanout where SlowFrac of the connections stop reading after
+// the warm-up. It reports the healthy connections' latency, missing and
+// duplicates, and what the stalled ones find in their backlog afterwards
+// (they read it for up to Drain, until the lag the server must have sent).
+func runSlow(ctx context.Context, c *Config, tgt *target, emit func(Result) error) error {
+	nSlow := int(math.Round(float64(c.Conns) * c.SlowFrac))
+	nHealthy := c.Conns - nSlow
+	if nSlow < 1 || nHealthy < 1 {
+		return fmt.Errorf("--slow-frac %v of %d connections leaves no slow or no healthy one", c.SlowFrac, c.Conns)
+	}
+	// The slow connections take the first topics in turn, the healthy ones
+	// continue from there, so every topic has both.
+	s, err := openSession(ctx, c, tgt, nHealthy, nSlow)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	slow := make([]*slowConn, 0, nSlow)
+	defer func() {
+		for _, sc := range slow {
+			if tc, ok := sc.c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			sc.c.Close()
+		}
+	}()
+	for i := range nSlow {
+		sc, err := dialSlow(ctx, c, s.topics[i%len(s.topics)])
+		if err != nil {
+			return err
+		}
+		slow = append(slow, sc)
+	}
+	c.logf("slow: %d healthy and %d slow connections; the slow stop reading after %v", nHealthy, nSlow, c.Warmup)
+	r, err := s.measure(ctx, c.Rate, func() error {
+		for _, sc := range slow {
+			sc.halt()
+		}
+		return nil
+	})
+	if err == nil {
+		r.Params.Conns = c.Conns
+		r.Params.SlowFrac = c.SlowFrac
+		fig := &SlowFigures{SlowConns: nSlow, HealthyConns: nHealthy, HealthyLags: r.Lags}
+		r.Slow = fig
+		readBacklogs(slow, c.Drain)
+		for _, sc := range slow {
+			fig.LagsSeen += sc.lags
+			fig.ResetsSeen += sc.resets
+			fig.ClosedSeen += sc.closes
+			if sc.lags > 0 || sc.resets > 0 {
+				fig.ConnsLagged++
+			}
+		}
+		if fig.ConnsLagged == 0 {
+			r.Notes = append(r.Notes, "no slow connection saw lag: the server's outbox and the sockets absorbed the whole run; raise --rate, --size or --duration")
+		}
+	}
+	if eerr := emit(r); err == nil {
+		err = eerr
+	}
+	return err
+}
+
+// readBacklogs lets every stalled connection read what waits for it, in
+// parallel, until each has seen its lag (or reset, or close) or budget
+// has passed.
+func readBacklogs(slow []*slowConn, budget time.Duration) {
+	deadline := time.Now().Add(budget)
+	var wg sync.WaitGroup
+	for _, sc := range slow {
+		if sc.lags+sc.resets+sc.closes > 0 {
+			continue
+		}
+		sc.stop.Store(false)
+		sc.done = make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc.read(deadline, true)
+		}()
+	}
+	wg.Wait()
+}
