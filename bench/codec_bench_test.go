@@ -33,11 +33,11 @@ type wirePub struct {
 }
 
 // BenchmarkPublicationEncoding encodes one publication (a fresh one each
-// iteration, so nothing is cached) as tickfan's codec does for each format
-// (the WebSocket header included; msgpack includes converting the JSON
-// payload), and as encoding/json and vmihailenco/msgpack do for the same
-// message in a struct (payload already in the target form, no frame
-// header: less work than the codec does). Run together:
+// iteration, so nothing is cached) as tickfan's codec does for a WebSocket
+// frame (header included), with the payload published in the same
+// encoding or converted from the other, and as encoding/json and
+// vmihailenco/msgpack do for the same message in a struct (payload already
+// in the target encoding, no frame header). Run together:
 //
 //	go test -run '^$' -bench PublicationEncoding -benchmem -count 5 ./bench/
 func BenchmarkPublicationEncoding(b *testing.B) {
@@ -55,15 +55,25 @@ func BenchmarkPublicationEncoding(b *testing.B) {
 			}
 		}
 		for _, f := range []struct {
-			name   string
-			format codec.Format
-		}{{"tickfan-json", codec.WSJSON}, {"tickfan-msgpack", codec.WSMsgpack}, {"tickfan-tcp-msgpack", codec.TCPMsgpack}} {
+			name    string
+			format  codec.Format
+			msgpack bool // the payload was published in msgpack
+		}{
+			{"tickfan-json", codec.WSJSON, false},
+			{"tickfan-msgpack", codec.WSMsgpack, true},
+			{"tickfan-msgpack-from-json", codec.WSMsgpack, false},
+			{"tickfan-json-from-msgpack", codec.WSJSON, true},
+		} {
+			payload := data
+			if f.msgpack {
+				payload = asMsgpack
+			}
 			b.Run(fmt.Sprintf("%s/%dB", f.name, size), func(b *testing.B) {
 				b.ReportAllocs()
 				pubs := make([]topic.Publication, 1024)
 				for i := 0; b.Loop(); i++ {
 					p := &pubs[i%len(pubs)]
-					*p = topic.Publication{Topic: "book.BTC-USD", Seq: uint64(i + 1), Data: data}
+					*p = topic.Publication{Topic: "book.BTC-USD", Seq: uint64(i + 1), Data: payload, DataMsgpack: f.msgpack}
 					if len(codec.Frame(p, f.format)) == 0 {
 						b.Fatal("empty frame")
 					}
