@@ -44,13 +44,13 @@ type Config struct {
 	// Default 10 (hft 1).
 	Topics int
 	// Rate is publications per second per topic. Default: fanout 10,
-	// slow 200, herd 20, hft 10000.
+	// slow 50, herd 20, hft 10000.
 	Rate float64
 	// Rates are the per-topic rates saturate steps through, stopping after
 	// the first that does not keep up. Default 10, 20, 50, 100, 200, 400, 800.
 	Rates []float64
 	// Size is the payload size in bytes (msgpack), at least 11. Default 200
-	// (slow 1024, hft 64).
+	// (slow 2048, hft 64).
 	Size int
 	// Duration is the measured window. Default 10 s (saturate: 5 s a step,
 	// herd: 8 s from the disconnect).
@@ -78,10 +78,8 @@ type Config struct {
 	Loops int
 	// Dialers is how many connections are opened at once. Default 64.
 	Dialers int
-	// Spin is how long before a publication is due the publisher stops
-	// sleeping and spins (the Go timer is up to 1 ms late). Default 1.5 ms;
-	// negative: never spin.
-	Spin time.Duration
+	// Pace is how the publisher waits for due times. Default PaceTimer.
+	Pace Pace
 
 	// Log receives progress lines. Default: nothing.
 	Log io.Writer
@@ -96,13 +94,6 @@ func (c *Config) logw() io.Writer {
 
 func (c *Config) logf(format string, a ...any) {
 	fmt.Fprintf(c.logw(), "bench: "+format+"\n", a...)
-}
-
-func (c *Config) spin() time.Duration {
-	if c.Spin == 0 {
-		return 1500 * time.Microsecond
-	}
-	return c.Spin
 }
 
 // Defaults returns c with every zero field of scenario set to its default.
@@ -139,7 +130,7 @@ func (c Config) Defaults(scenario string) Config {
 	case "idle":
 		conns = 15000
 	case "slow":
-		conns, rate, size = 1000, 200, 1024
+		conns, rate, size = 1000, 50, 2048
 	case "herd":
 		conns, rate, dur = 5000, 20, 8*time.Second
 	case "hft":
@@ -150,6 +141,9 @@ func (c Config) Defaults(scenario string) Config {
 	}
 	if c.Proto == "" {
 		c.Proto = ProtoWSJSON
+	}
+	if c.Pace == "" {
+		c.Pace = PaceTimer
 	}
 	setI(&c.Conns, conns)
 	setI(&c.Topics, topics)
@@ -173,6 +167,9 @@ func (c Config) Defaults(scenario string) Config {
 // check validates a config that has its defaults.
 func (c *Config) check() error {
 	if _, err := ParseProto(string(c.Proto)); err != nil {
+		return err
+	}
+	if _, err := ParsePace(string(c.Pace)); err != nil {
 		return err
 	}
 	u, err := url.Parse(c.WSURL)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +27,7 @@ type publisher struct {
 	clock  *clock
 	topics []string
 	conns  []*pubConn
-	spin   time.Duration
+	pacer  *pacer
 
 	prefix   [][]byte // per topic: map header, op, t, d key
 	payload  []byte   // [due, pad], due patched per publication
@@ -53,7 +52,11 @@ type pubConn struct {
 // newPublisher dials conns TCP connections and authenticates each with
 // token when there is one.
 func newPublisher(ctx context.Context, cfg *Config, clk *clock, topics []string, size, conns int) (*publisher, error) {
-	p := &publisher{clock: clk, topics: topics, spin: cfg.spin(), late: newHistogram(), inWindow: map[string]int64{}}
+	pc, err := newPacer(cfg.Pace, clk)
+	if err != nil {
+		return nil, err
+	}
+	p := &publisher{clock: clk, topics: topics, pacer: pc, late: newHistogram(), inWindow: map[string]int64{}}
 	p.lastSeq = make([]atomic.Uint64, len(topics))
 	p.payload = payloadTemplate(size)
 	for _, t := range topics {
@@ -191,7 +194,7 @@ func (p *publisher) run(ctx context.Context, rate float64, start, stop, winStart
 		}
 		now := p.clock.now()
 		if due > now {
-			p.wait(due)
+			p.pacer.wait(due)
 			continue
 		}
 		// Everything due by now goes out in one write per connection.
@@ -222,22 +225,6 @@ func (p *publisher) run(ctx context.Context, rate float64, start, stop, winStart
 			}
 		}
 		p.sent.Store(int64(p.next))
-	}
-}
-
-// wait sleeps until due, spinning (yielding to other goroutines) for the
-// last p.spin of it: the Go timer wakes up to a millisecond late, too late
-// for a publication every 100 µs.
-func (p *publisher) wait(due int64) {
-	d := time.Duration(due - p.clock.now())
-	switch {
-	case d <= 0:
-	case p.spin <= 0:
-		time.Sleep(d)
-	case d > p.spin:
-		time.Sleep(d - p.spin)
-	default:
-		runtime.Gosched()
 	}
 }
 
@@ -296,6 +283,7 @@ func (p *publisher) refusedError(rate float64) error {
 }
 
 func (p *publisher) close() {
+	p.pacer.close()
 	for _, pc := range p.conns {
 		if tc, ok := pc.c.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)

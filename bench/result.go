@@ -73,7 +73,7 @@ type Params struct {
 	WarmupS   float64 `json:"warmup_s"`
 	PubConns  int     `json:"pub_conns"`
 	Loops     int     `json:"bench_loops"`
-	SpinUs    int64   `json:"spin_us"`
+	Pace      Pace    `json:"pace"`
 	SlowFrac  float64 `json:"slow_frac,omitempty"`
 	HerdGapS  float64 `json:"herd_gap_s,omitempty"`
 	SettleS   float64 `json:"settle_s,omitempty"`

@@ -162,7 +162,7 @@ func baseResult(c *Config) Result {
 		Params: Params{
 			Proto: c.Proto, Conns: c.Conns, Topics: c.Topics, Rate: c.Rate, Size: c.Size,
 			DurationS: c.Duration.Seconds(), WarmupS: c.Warmup.Seconds(),
-			PubConns: c.PubConns, Loops: c.Loops, SpinUs: c.spin().Microseconds(),
+			PubConns: c.PubConns, Loops: c.Loops, Pace: c.Pace,
 			WS: c.WSURL, TCP: c.TCPAddr,
 		},
 	}
@@ -197,7 +197,7 @@ func openSession(ctx context.Context, c *Config, tgt *target, conns, extra int) 
 		s.pub.close()
 		return nil, err
 	}
-	s.pool.add(conns, func(i int) []string { return []string{s.topics[(i+extra)%len(s.topics)]} })
+	s.pool.add(conns, func(i int) []string { return []string{s.topics[i%len(s.topics)]} })
 	t0 := time.Now()
 	if err := s.pool.dialAll(ctx, c.Dialers, true, false); err != nil {
 		s.close()

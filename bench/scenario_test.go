@@ -129,3 +129,21 @@ func TestFanout(t *testing.T) {
 		})
 	}
 }
+
+func TestSlow(t *testing.T) {
+	cfg := *testServer(t, func(c *server.Config) { c.OutboxBytes = 64 << 10 })
+	cfg.Scenario = "slow"
+	cfg.Conns, cfg.Topics, cfg.Rate, cfg.Size, cfg.SlowFrac = 20, 2, 500, 4096, 0.1
+	cfg.Duration, cfg.Warmup, cfg.Drain = 1500*time.Millisecond, 300*time.Millisecond, 3*time.Second
+	r := runOne(t, cfg)[0]
+	checkDelivery(t, r)
+	if r.Slow == nil || r.Slow.SlowConns != 2 || r.Slow.HealthyConns != 18 {
+		t.Fatalf("slow figures %+v", r.Slow)
+	}
+	if r.Slow.ConnsLagged != 2 || r.Slow.LagsSeen < 2 {
+		t.Errorf("lag seen by %d of 2 slow connections (%d lags); server %v", r.Slow.ConnsLagged, r.Slow.LagsSeen, r.Server.Metrics)
+	}
+	if r.Lags != 0 || r.Slow.HealthyLags != 0 {
+		t.Errorf("healthy connections lagged %d times", r.Lags)
+	}
+}

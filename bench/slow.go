@@ -29,13 +29,13 @@ type slowConn struct {
 	closes int64
 }
 
-func dialSlow(ctx context.Context, c *Config, topic string) (*slowConn, error) {
+func dialSlow(ctx context.Context, c *Config, topics []string) (*slowConn, error) {
 	nc, err := dialServer(ctx, c.Proto, c.WSURL, c.TCPAddr, slowRcvBuf)
 	if err != nil {
 		return nil, err
 	}
 	_ = nc.SetWriteDeadline(time.Now().Add(dialTimeout))
-	if _, err := nc.Write(subCommand(c.Proto, 1, []string{topic}, nil)); err != nil {
+	if _, err := nc.Write(subCommand(c.Proto, 1, topics, nil)); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("slow client sub: %w", err)
 	}
@@ -118,14 +118,14 @@ func (sc *slowConn) halt() {
 // the warm-up. It reports the healthy connections' latency, missing and
 // duplicates, and what the stalled ones find in their backlog afterwards
 // (they read it for up to Drain, until the lag the server must have sent).
+// A slow connection holds every topic, so that its share of the server's
+// outbox fills within the run at a rate the healthy ones can take.
 func runSlow(ctx context.Context, c *Config, tgt *target, emit func(Result) error) error {
 	nSlow := int(math.Round(float64(c.Conns) * c.SlowFrac))
 	nHealthy := c.Conns - nSlow
 	if nSlow < 1 || nHealthy < 1 {
 		return fmt.Errorf("--slow-frac %v of %d connections leaves no slow or no healthy one", c.SlowFrac, c.Conns)
 	}
-	// The slow connections take the first topics in turn, the healthy ones
-	// continue from there, so every topic has both.
 	s, err := openSession(ctx, c, tgt, nHealthy, nSlow)
 	if err != nil {
 		return err
@@ -140,8 +140,8 @@ func runSlow(ctx context.Context, c *Config, tgt *target, emit func(Result) erro
 			sc.c.Close()
 		}
 	}()
-	for i := range nSlow {
-		sc, err := dialSlow(ctx, c, s.topics[i%len(s.topics)])
+	for range nSlow {
+		sc, err := dialSlow(ctx, c, s.topics)
 		if err != nil {
 			return err
 		}
@@ -168,8 +168,8 @@ func runSlow(ctx context.Context, c *Config, tgt *target, emit func(Result) erro
 				fig.ConnsLagged++
 			}
 		}
-		if fig.ConnsLagged == 0 {
-			r.Notes = append(r.Notes, "no slow connection saw lag: the server's outbox and the sockets absorbed the whole run; raise --rate, --size or --duration")
+		if fig.ConnsLagged < nSlow {
+			r.Notes = append(r.Notes, fmt.Sprintf("%d of %d slow connections saw no lag: the server's outbox and the sockets absorbed the whole run; raise --rate, --size or --duration", nSlow-fig.ConnsLagged, nSlow))
 		}
 	}
 	if eerr := emit(r); err == nil {
@@ -180,7 +180,9 @@ func runSlow(ctx context.Context, c *Config, tgt *target, emit func(Result) erro
 
 // readBacklogs lets every stalled connection read what waits for it, in
 // parallel, until each has seen its lag (or reset, or close) or budget
-// has passed.
+// has passed. Each first grows its receive buffer: with the tiny one, a
+// window that opens by less than a segment is not advertised, and the
+// server's kernel would only probe it at backed-off intervals of seconds.
 func readBacklogs(slow []*slowConn, budget time.Duration) {
 	deadline := time.Now().Add(budget)
 	var wg sync.WaitGroup
@@ -190,6 +192,9 @@ func readBacklogs(slow []*slowConn, budget time.Duration) {
 		}
 		sc.stop.Store(false)
 		sc.done = make(chan struct{})
+		if tc, ok := sc.c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 20)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

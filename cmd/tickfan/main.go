@@ -3,6 +3,7 @@
 //	tickfan serve [flags]          run the server (--demo adds a demo market feed)
 //	tickfan sub [flags] topic...   print a topic's messages as JSON lines
 //	tickfan pub [flags] topic data publish one message over the HTTP API
+//	tickfan bench [flags]          load scenarios against a running server
 //
 // Every flag may also be given in the environment as TICKFAN_<FLAG>, with
 // dashes as underscores: --api-key is TICKFAN_API_KEY. A flag on the command
@@ -27,6 +28,7 @@ commands:
   serve   run the server (try: tickfan serve --demo)
   sub     subscribe over WebSocket and print messages as JSON lines
   pub     publish one message through the HTTP API
+  bench   load scenarios against a running server; bench report renders results
 
 "tickfan <command> -h" lists a command's flags.
 `
@@ -44,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = sub(args[1:], stdout, stderr)
 	case "pub":
 		err = pub(args[1:], stdout, stderr)
+	case "bench":
+		err = benchCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
