@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 
@@ -67,7 +68,9 @@ type conn struct {
 	state  connState
 	format codec.Format
 
-	subs map[string]*subscription
+	// subs are the topics held, in a slice: a few per connection is the
+	// rule, and a slice costs a fraction of a map's memory.
+	subs []*subscription
 
 	// out holds whole frames, shared with other connections (a
 	// publication's frame) or owned (a reply), until the loop hands them to
@@ -81,7 +84,7 @@ type conn struct {
 	// close frame, after which RFC 6455 allows no data frame): nothing more
 	// is pushed.
 	draining bool
-	reject   int // a close code to send once the WebSocket upgrade is done
+	reject   uint16 // a close code to send once the WebSocket upgrade is done
 
 	// claims of the client's token, nil while anonymous; tokenExp is its
 	// expiry on the wheel's clock. While a slow token check runs off the
@@ -89,7 +92,6 @@ type conn struct {
 	claims      *Claims
 	tokenExp    int64
 	authPending bool
-	waiting     [][]byte
 
 	ip       netip.Addr
 	admitted bool // counted by the server's per-IP limits
@@ -97,8 +99,7 @@ type conn struct {
 	slow     bool // over the high-water mark, not yet back under the low one
 	paused   int  // subscriptions not pushed live (lagged or catching up)
 
-	frag   []byte // a fragmented WebSocket message being assembled
-	fragOp ws.OpCode
+	rare *connRare // what few connections need, allocated on first use
 
 	// Deadlines, on the wheel's coarse clock (unix ns): one wheel timer
 	// stands for the nearest of them.
@@ -107,6 +108,22 @@ type conn struct {
 	lastSeen  int64
 	nextPing  int64
 	slowSince int64
+}
+
+// connRare is the state of a connection that few connections need: a
+// fragmented message being assembled, commands waiting for a slow token
+// check. It keeps conn small (an idle connection is a memory budget).
+type connRare struct {
+	frag    []byte // a fragmented WebSocket message being assembled
+	fragOp  ws.OpCode
+	waiting [][]byte // commands that came while a token was checked
+}
+
+func (c *conn) rareState() *connRare {
+	if c.rare == nil {
+		c.rare = &connRare{}
+	}
+	return c.rare
 }
 
 // subscription is one connection's hold on one topic.
@@ -140,13 +157,21 @@ func newConn(t transport, l *loop, kind connKind) *conn {
 	if kind == kindTCP {
 		c.state, c.format = stOpen, codec.TCPMsgpack
 	}
-	c.timer.Init(func() { l.expire(c) })
+	c.timer.InitFunc(connTimerFired)
 	l.link(c)
 	now := l.srv.wheel.NowNano()
 	c.opened, c.lastSeen = now, now
 	c.nextPing = now + int64(l.srv.cfg.Heartbeat)
 	c.armTimer(now)
 	return c
+}
+
+// connTimerFired hands the connection whose timer fired to its loop. The
+// wheel's goroutine calls it; the timer is the conn's timer field, so the
+// conn is found from it without a closure per connection.
+func connTimerFired(t *wheel.Timer) {
+	c := (*conn)(unsafe.Add(unsafe.Pointer(t), -int(unsafe.Offsetof(conn{}.timer))))
+	c.l.expire(c)
 }
 
 // onData consumes complete frames from buf and returns how many bytes it
@@ -203,7 +228,7 @@ func (c *conn) upgraded(f codec.Format) {
 	c.state = stOpen
 	c.l.srv.metrics.conns(kindWS).Inc()
 	if c.reject != 0 {
-		c.closeWith(c.reject, "too many connections")
+		c.closeWith(int(c.reject), "too many connections")
 		return
 	}
 	c.armTimer(c.l.srv.wheel.NowNano())
@@ -233,30 +258,32 @@ func (c *conn) readWS(buf []byte) int {
 	}
 	switch fr.Op {
 	case ws.OpText, ws.OpBinary:
-		if c.frag != nil {
+		if c.rare != nil && c.rare.frag != nil {
 			c.wsClose(codec.CloseProtocolError, "new message inside a fragmented one")
 			return len(buf)
 		}
 		if !fr.Fin {
-			c.frag = append(make([]byte, 0, len(fr.Payload)), fr.Payload...)
-			c.fragOp = fr.Op
+			r := c.rareState()
+			r.frag = append(make([]byte, 0, len(fr.Payload)), fr.Payload...)
+			r.fragOp = fr.Op
 			return n
 		}
 		c.message(fr.Op, fr.Payload)
 	case ws.OpContinuation:
-		if c.frag == nil {
+		if c.rare == nil || c.rare.frag == nil {
 			c.wsClose(codec.CloseProtocolError, "continuation without a start")
 			return len(buf)
 		}
-		if len(c.frag)+len(fr.Payload) > maxFrame {
+		r := c.rare
+		if len(r.frag)+len(fr.Payload) > maxFrame {
 			c.wsClose(codec.CloseTooBig, "message too big")
 			return len(buf)
 		}
-		c.frag = append(c.frag, fr.Payload...)
+		r.frag = append(r.frag, fr.Payload...)
 		if fr.Fin {
-			msg := c.frag
-			c.frag = nil
-			c.message(c.fragOp, msg)
+			msg := r.frag
+			r.frag = nil
+			c.message(r.fragOp, msg)
 		}
 	case ws.OpPing:
 		c.push(codec.AppendWSFrame(nil, ws.OpPong, fr.Payload))
@@ -463,6 +490,9 @@ func (c *conn) flush() int {
 	n := c.writeOut()
 	if c.state == stClosed {
 		return n
+	}
+	if c.subs == nil && len(c.out.frames) == 0 {
+		c.out.frames = nil // nothing is pushed to it: keep no room
 	}
 	if c.closing {
 		_ = c.t.Close()
@@ -674,23 +704,40 @@ func (c *conn) closed() {
 	}
 	c.l.srv.wheel.Stop(&c.timer)
 	c.out.reset()
-	for _, s := range c.subs {
-		c.dropSub(s)
+	for len(c.subs) > 0 {
+		c.dropSub(c.subs[len(c.subs)-1])
 	}
-	c.frag, c.waiting = nil, nil
+	c.rare = nil
+}
+
+// sub returns the subscription of topic name, or nil.
+func (c *conn) sub(name string) *subscription {
+	for _, s := range c.subs {
+		if s.topic == name {
+			return s
+		}
+	}
+	return nil
 }
 
 func (c *conn) addSub(s *subscription) {
-	if c.subs == nil {
-		c.subs = make(map[string]*subscription, 1)
-	}
-	c.subs[s.topic] = s
+	c.subs = append(c.subs, s)
 	c.l.addSub(s)
 	c.l.srv.metrics.subscriptions.Inc()
 }
 
 func (c *conn) dropSub(s *subscription) {
-	delete(c.subs, s.topic)
+	for i, held := range c.subs {
+		if held == s {
+			last := len(c.subs) - 1
+			c.subs[i], c.subs[last] = c.subs[last], nil
+			c.subs = c.subs[:last]
+			break
+		}
+	}
+	if len(c.subs) == 0 {
+		c.subs = nil
+	}
 	c.l.removeSub(s)
 	c.l.srv.engine.Unsubscribe(s.topic, c.l.id)
 	c.l.srv.metrics.subscriptions.Dec()

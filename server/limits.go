@@ -79,17 +79,17 @@ func (l *ipLimits) forget(ip netip.Addr, c *ipCount) {
 // cmdBucket is a connection's command budget: a token bucket refilled at
 // rate per second, holding at most rate tokens.
 type cmdBucket struct {
-	tokens  float64
-	last    int64 // coarse clock, unix ns
-	refused int   // commands refused since the last one allowed
+	last    int64   // coarse clock, unix ns
+	tokens  float32 // float32 keeps the bucket, and so each conn, small
+	refused int32   // commands refused since the last one allowed
 }
 
 // take spends a token at time now (unix ns) and reports whether there was one.
 func (b *cmdBucket) take(rate int, now int64) bool {
 	if b.last == 0 {
-		b.tokens, b.last = float64(rate), now
+		b.tokens, b.last = float32(rate), now
 	}
-	b.tokens = min(float64(rate), b.tokens+float64(now-b.last)*float64(rate)/1e9)
+	b.tokens = float32(min(float64(rate), float64(b.tokens)+float64(now-b.last)*float64(rate)/1e9))
 	b.last = now
 	if b.tokens >= 1 {
 		b.tokens--

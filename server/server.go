@@ -178,7 +178,7 @@ func (s *Server) admit(c *conn) {
 		c.l.flush()
 		return
 	}
-	c.reject = CloseTooManyConns
+	c.reject = uint16(CloseTooManyConns)
 }
 
 // Drain makes the node leave service gracefully: /readyz answers 503 at

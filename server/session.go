@@ -15,7 +15,7 @@ import (
 func (c *conn) handle(body []byte) {
 	cmd := &c.l.cmd
 	if rate := c.l.srv.cfg.CmdRate; !c.cmds.take(rate, c.l.srv.wheel.NowNano()) {
-		if c.cmds.refused > rate {
+		if int(c.cmds.refused) > rate {
 			c.closeWith(CloseBadRequest, "command rate abuse")
 			return
 		}
@@ -31,11 +31,12 @@ func (c *conn) exec(body []byte) {
 	cmd := &c.l.cmd
 	if c.authPending {
 		// Commands are answered in order: wait for the token check.
-		if len(c.waiting) >= maxWaiting {
+		r := c.rareState()
+		if len(r.waiting) >= maxWaiting {
 			c.closeWith(CloseBadRequest, "too many commands while a token is checked")
 			return
 		}
-		c.waiting = append(c.waiting, append([]byte(nil), body...))
+		r.waiting = append(r.waiting, append([]byte(nil), body...))
 		return
 	}
 	if err := codec.Decode(c.format, body, cmd); err != nil {
@@ -120,11 +121,12 @@ func (c *conn) cmdAuth(cmd *codec.Command) {
 				return
 			}
 			c.applyAuth(id, hasID, claims, err)
-			waiting := c.waiting
-			c.waiting = nil
+			r := c.rareState()
+			waiting := r.waiting
+			r.waiting = nil
 			for i, body := range waiting {
 				if c.authPending || c.closing { // another slow auth: keep order
-					c.waiting = append(waiting[i:len(waiting):len(waiting)], c.waiting...)
+					r.waiting = append(waiting[i:len(waiting):len(waiting)], r.waiting...)
 					break
 				}
 				c.exec(body)
@@ -183,7 +185,7 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 				return
 			}
 		}
-		if _, held := c.subs[name]; held {
+		if c.sub(name) != nil {
 			if _, resync := cmd.Since[name]; !resync {
 				c.replyErr(cmd, true, codec.CodeAlreadySubscribed, "already subscribed to "+name)
 				return
@@ -192,7 +194,7 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 	}
 	fresh := 0
 	for _, name := range cmd.Topics {
-		if _, held := c.subs[name]; !held {
+		if c.sub(name) == nil {
 			fresh++
 		}
 	}
@@ -208,13 +210,13 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 		if p, ok := cmd.Since[name]; ok {
 			since = &p
 		}
-		if old := c.subs[name]; old != nil {
+		if old := c.sub(name); old != nil {
 			c.dropSub(old) // a sub with since on a held topic starts it over
 		}
 		cu, err := engine.Subscribe(name, c.l.id, since)
 		if err != nil {
 			for _, done := range cmd.Topics[:i] {
-				c.dropSub(c.subs[done])
+				c.dropSub(c.sub(done))
 			}
 			code := codec.CodeInternal
 			if errors.Is(err, topic.ErrTooManyTopics) {
@@ -229,7 +231,7 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 	}
 	c.push(codec.AppendSubReply(nil, c.format, cmd.ID, cmd.HasID, results))
 	for i, cu := range catchups {
-		c.sendCatchup(c.subs[cmd.Topics[i]], cu)
+		c.sendCatchup(c.sub(cmd.Topics[i]), cu)
 		if cu.Recovered {
 			c.l.srv.metrics.recovered.Inc()
 		}
@@ -248,7 +250,7 @@ func (c *conn) cmdUnsub(cmd *codec.Command) {
 		}
 	}
 	for _, name := range cmd.Topics {
-		if s := c.subs[name]; s != nil {
+		if s := c.sub(name); s != nil {
 			c.dropSub(s)
 		}
 	}

@@ -274,7 +274,7 @@ func TestUnsubKeepsOtherCatchup(t *testing.T) {
 	// book.A continues from history in chunks; the first chunk waits
 	// behind a busy socket.
 	sock.buffered = 1
-	a := c.subs["book.A"]
+	a := c.sub("book.A")
 	c.pause(a)
 	c.resumeChunk(a, 2<<10)
 	if !a.paused || len(c.out.frames) == 0 {
