@@ -306,20 +306,20 @@ func latencyChart(w io.Writer, group []Result, color func(string) string) {
 	sx := func(x float64) float64 { return float64(left) + x/maxX*pw }
 	sy := func(us float64) float64 { return float64(top) + (y1-math.Log10(us))/(y1-y0)*ph }
 
-	fmt.Fprintf(w, "<div class=chart><h3>Latency by percentile (µs, log scale)</h3>\n<svg width=%d height=%d viewBox=\"0 0 %d %d\" role=img aria-label=\"latency percentiles\">\n", W, H, W, H)
+	fmt.Fprintf(w, "<div class=\"chart\"><h3>Latency by percentile (µs, log scale)</h3>\n<svg width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"latency percentiles\">\n", W, H, W, H)
 	for k := 0; k <= int(maxX); k++ {
 		x := sx(float64(k))
-		fmt.Fprintf(w, "<line class=grid x1=%.1f y1=%d x2=%.1f y2=%d />\n", x, top, x, H-bottom)
-		fmt.Fprintf(w, "<text x=%.1f y=%d text-anchor=middle>%s</text>\n", x, H-bottom+16, ninesLabel(k))
+		fmt.Fprintf(w, "<line stroke=\"#e5e5e5\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" />\n", x, top, x, H-bottom)
+		fmt.Fprintf(w, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, H-bottom+16, ninesLabel(k))
 	}
 	for e := int(y0); e <= int(y1); e++ {
 		y := sy(math.Pow(10, float64(e)))
-		fmt.Fprintf(w, "<line class=grid x1=%d y1=%.1f x2=%d y2=%.1f />\n", left, y, W-right, y)
-		fmt.Fprintf(w, "<text x=%d y=%.1f text-anchor=end dominant-baseline=middle>%s</text>\n", left-6, y, fmtUs(int64(math.Pow(10, float64(e)))))
+		fmt.Fprintf(w, "<line stroke=\"#e5e5e5\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" />\n", left, y, W-right, y)
+		fmt.Fprintf(w, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" dominant-baseline=\"middle\">%s</text>\n", left-6, y, decadeLabel(e))
 	}
-	fmt.Fprintf(w, "<line class=axis x1=%d y1=%d x2=%d y2=%d />\n", left, H-bottom, W-right, H-bottom)
-	fmt.Fprintf(w, "<line class=axis x1=%d y1=%d x2=%d y2=%d />\n", left, top, left, H-bottom)
-	fmt.Fprintf(w, "<text x=%.1f y=%d text-anchor=middle>percentile</text>\n", float64(left)+pw/2, H-6)
+	fmt.Fprintf(w, "<line stroke=\"#888\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" />\n", left, H-bottom, W-right, H-bottom)
+	fmt.Fprintf(w, "<line stroke=\"#888\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" />\n", left, top, left, H-bottom)
+	fmt.Fprintf(w, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">percentile</text>\n", float64(left)+pw/2, H-6)
 
 	seen := map[string]int{}
 	var legend strings.Builder
@@ -332,9 +332,9 @@ func latencyChart(w io.Writer, group []Result, color func(string) string) {
 			fmt.Fprintf(&pts, "%.1f,%.1f ", sx(p[0]), sy(p[1]))
 		}
 		name := html.EscapeString(runName(l.r))
-		fmt.Fprintf(w, "<polyline fill=none stroke=\"%s\" stroke-width=2 stroke-dasharray=\"%s\" points=\"%s\"><title>%s</title></polyline>\n", c, dash, strings.TrimSpace(pts.String()), name)
+		fmt.Fprintf(w, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" stroke-dasharray=\"%s\" points=\"%s\"><title>%s</title></polyline>\n", c, dash, strings.TrimSpace(pts.String()), name)
 		mx := l.pts[len(l.pts)-1]
-		fmt.Fprintf(w, "<circle cx=%.1f cy=%.1f r=3 fill=\"%s\"><title>%s max %s</title></circle>\n", sx(mx[0]), sy(mx[1]), c, name, fmtUs(int64(mx[1])))
+		fmt.Fprintf(w, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>%s max %s</title></circle>\n", sx(mx[0]), sy(mx[1]), c, name, fmtUs(int64(mx[1])))
 		fmt.Fprintf(&legend, "<div><span class=sw style=\"border-color:%s;border-top-style:%s\"></span>%s: p50 %s, p99 %s, p99.9 %s, max %s</div>\n",
 			c, borderStyle(dash), name, fmtUs(l.r.Latency.P50), fmtUs(l.r.Latency.P99), fmtUs(l.r.Latency.P999), fmtUs(l.r.Latency.Max))
 	}
@@ -351,6 +351,13 @@ func borderStyle(dash string) string {
 	return "dashed"
 }
 
+// decadeLabel names 10^e µs: 1µs, 10µs, 100µs, 1ms ... 10s.
+func decadeLabel(e int) string {
+	units := []string{"µs", "ms", "s"}
+	u := min(max(e, 0)/3, len(units)-1)
+	return strconv.FormatFloat(math.Pow(10, float64(e-3*u)), 'f', -1, 64) + units[u]
+}
+
 // ninesLabel names k nines: 0, 90, 99, 99.9...
 func ninesLabel(k int) string {
 	switch k {
@@ -358,6 +365,8 @@ func ninesLabel(k int) string {
 		return "0"
 	case 1:
 		return "90"
+	case 2:
+		return "99"
 	}
 	return "99." + strings.Repeat("9", k-2)
 }
@@ -374,21 +383,21 @@ func barChart(w io.Writer, title string, group []Result, color func(string) stri
 			maxV = max(maxV, v)
 		}
 	}
-	fmt.Fprintf(w, "<div class=chart><h3>%s</h3>\n<svg width=%d height=%d viewBox=\"0 0 %d %d\" role=img aria-label=\"%s\">\n", html.EscapeString(title), W, H, W, H, html.EscapeString(title))
+	fmt.Fprintf(w, "<div class=\"chart\"><h3>%s</h3>\n<svg width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"%s\">\n", html.EscapeString(title), W, H, W, H, html.EscapeString(title))
 	for i, r := range group {
 		y := top + i*rowH
-		fmt.Fprintf(w, "<text x=%d y=%d text-anchor=end dominant-baseline=middle>%s</text>\n", labelW-6, y+rowH/2, html.EscapeString(runName(r)))
+		fmt.Fprintf(w, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" dominant-baseline=\"middle\">%s</text>\n", labelW-6, y+rowH/2, html.EscapeString(runName(r)))
 		v, ok := value(r)
 		if !ok {
-			fmt.Fprintf(w, "<text x=%d y=%d dominant-baseline=middle fill=\"#999\">unknown</text>\n", labelW+4, y+rowH/2)
+			fmt.Fprintf(w, "<text x=\"%d\" y=\"%d\" dominant-baseline=\"middle\" fill=\"#999\">unknown</text>\n", labelW+4, y+rowH/2)
 			continue
 		}
 		bw := 0.0
 		if maxV > 0 {
 			bw = v / maxV * barW
 		}
-		fmt.Fprintf(w, "<rect x=%d y=%d width=%.1f height=%d fill=\"%s\"><title>%s: %.0f</title></rect>\n", labelW, y+3, bw, rowH-6, color(r.Label), html.EscapeString(runName(r)), v)
-		fmt.Fprintf(w, "<text x=%.1f y=%d dominant-baseline=middle>%s</text>\n", float64(labelW)+bw+4, y+rowH/2, fmtRate(v))
+		fmt.Fprintf(w, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"><title>%s: %.0f</title></rect>\n", labelW, y+3, bw, rowH-6, color(r.Label), html.EscapeString(runName(r)), v)
+		fmt.Fprintf(w, "<text x=\"%.1f\" y=\"%d\" dominant-baseline=\"middle\">%s</text>\n", float64(labelW)+bw+4, y+rowH/2, fmtRate(v))
 	}
 	fmt.Fprint(w, "</svg></div>\n")
 }

@@ -59,6 +59,9 @@ func Run(ctx context.Context, cfg Config, emit func(Result) error) error {
 }
 
 func describe(c *Config) string {
+	if c.Scenario == "idle" {
+		return fmt.Sprintf("conns=%d subscribed=%v proto=%s settle=%v", c.Conns, !c.IdleNoSub, c.Proto, c.Settle)
+	}
 	return fmt.Sprintf("conns=%d topics=%d rate=%g/s/topic size=%d proto=%s duration=%v warmup=%v",
 		c.Conns, c.Topics, c.Rate, c.Size, c.Proto, c.Duration, c.Warmup)
 }
@@ -357,7 +360,7 @@ func runSaturate(ctx context.Context, c *Config, tgt *target, emit func(Result) 
 		if err != nil || !r.KeepsUp || ctx.Err() != nil {
 			return err
 		}
-		sleepUntil(ctx, time.Now().Add(time.Second)) // let queues empty
+		sleepUntil(ctx, time.Now().Add(min(time.Second, c.Warmup))) // let queues empty
 	}
 	return nil
 }

@@ -10,10 +10,13 @@ import (
 	"time"
 )
 
-// slowRcvBuf is a stalled client's socket receive buffer: small, as a
-// phone's on a bad network, so that the server's queue for it fills within
-// a run instead of the kernel's buffers absorbing everything.
-const slowRcvBuf = 4096
+// slowRcvBuf is a stalled client's socket receive buffer, set before it
+// connects: small, so that the server's queue for it fills sooner, but
+// above loopback's 64 KiB segment, or the kernel would never open a window
+// smaller than a segment and the connection would crawl on zero-window
+// probes once it reads again. (The server's own socket send buffer still
+// grows to tcp_wmem's maximum, 4 MiB here, before its outbox fills.)
+const slowRcvBuf = 128 << 10
 
 // slowConn is a subscriber that reads during the warm-up and then stops
 // reading altogether: a plain blocking socket that nobody reads keeps the
@@ -180,9 +183,7 @@ func runSlow(ctx context.Context, c *Config, tgt *target, emit func(Result) erro
 
 // readBacklogs lets every stalled connection read what waits for it, in
 // parallel, until each has seen its lag (or reset, or close) or budget
-// has passed. Each first grows its receive buffer: with the tiny one, a
-// window that opens by less than a segment is not advertised, and the
-// server's kernel would only probe it at backed-off intervals of seconds.
+// has passed. Each first grows its receive buffer to read faster.
 func readBacklogs(slow []*slowConn, budget time.Duration) {
 	deadline := time.Now().Add(budget)
 	var wg sync.WaitGroup

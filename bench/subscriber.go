@@ -193,20 +193,20 @@ func (p *pool) dialAll(ctx context.Context, parallel int, subscribe, withSince b
 const dialTimeout = 10 * time.Second
 
 // dialServer opens one connection with p's transport and, over WebSocket,
-// does the opening handshake (gobwas/ws). rcvbuf > 0 shrinks the socket's
-// receive buffer before the handshake.
+// does the opening handshake (gobwas/ws). rcvbuf > 0 sets the socket's
+// receive buffer before it connects, so that TCP's window scale agrees.
 func dialServer(ctx context.Context, proto Proto, wsURL, tcpAddr string, rcvbuf int) (net.Conn, error) {
 	nd := net.Dialer{Timeout: dialTimeout}
-	netDial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := nd.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
+	if rcvbuf > 0 {
+		nd.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+			})
+			return errors.Join(err, serr)
 		}
-		if rcvbuf > 0 {
-			_ = c.(*net.TCPConn).SetReadBuffer(rcvbuf)
-		}
-		return c, nil
 	}
+	netDial := nd.DialContext
 	if !proto.ws() {
 		c, err := netDial(ctx, "tcp", tcpAddr)
 		if err != nil {
