@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -118,6 +119,17 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if !*quiet {
 		cfg.Log = stderr
+	}
+	// The gnet loops wait in epoll_wait holding their Go P; with no P left
+	// (GOMAXPROCS is 1 under taskset -c N) the publisher's timer and the
+	// reply readers wait for the runtime's sysmon, milliseconds late. Two
+	// spare Ps let the kernel, not sysmon, share the CPU among them.
+	loops := cfg.Loops
+	if loops <= 0 {
+		loops = runtime.NumCPU()
+	}
+	if procs := loops + 2; runtime.GOMAXPROCS(0) < procs {
+		runtime.GOMAXPROCS(procs)
 	}
 
 	if *cpuProfile != "" {
