@@ -80,7 +80,11 @@ func runIdle(ctx context.Context, c *Config, tgt *target, emit func(Result) erro
 	r.Server.CPUSeconds = nil
 	r.WindowS = c.Settle.Seconds()
 	if closed := p.closed.Load(); closed > 0 {
-		return fmt.Errorf("the server closed %d of %d idle connections (first error: %v)", closed, n, p.firstErr.Load())
+		first := "none"
+		if e := p.firstErr.Load(); e != nil {
+			first = *e
+		}
+		return fmt.Errorf("the server closed %d of %d idle connections (first error: %s)", closed, n, first)
 	}
 	if tgt.pid != 0 {
 		r.Server.RSSBeforeKiB = fig.ServerRSSBeforeKiB

@@ -145,6 +145,30 @@ var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#
 // dashes tell apart the runs of one label in a chart.
 var dashes = []string{"", "6 3", "2 3", "8 3 2 3", "12 4", "1 2"}
 
+// style is how a run is drawn in a chart.
+type style struct{ color, dash string }
+
+// styles gives each run of a group its look: the colour of its label and a
+// dash per run of that label, or, when one label has all the runs (the
+// steps of saturate), a colour per run.
+func styles(group []Result, labels []string) []style {
+	st := make([]style, len(group))
+	single := true
+	for _, r := range group {
+		single = single && r.Label == group[0].Label
+	}
+	seen := map[string]int{}
+	for i, r := range group {
+		if single {
+			st[i] = style{color: palette[i%len(palette)]}
+			continue
+		}
+		st[i] = style{color: palette[slices.Index(labels, r.Label)%len(palette)], dash: dashes[seen[r.Label]%len(dashes)]}
+		seen[r.Label]++
+	}
+	return st
+}
+
 // WriteHTML writes a self-contained report of rs: per scenario, a latency
 // percentile plot (x: percentile on a "nines" scale, y: µs on a log
 // scale, a line per run), bar charts of deliveries/s and of deliveries per
@@ -158,7 +182,6 @@ func WriteHTML(w io.Writer, rs []Result) error {
 			labels = append(labels, r.Label)
 		}
 	}
-	color := func(label string) string { return palette[slices.Index(labels, label)%len(palette)] }
 
 	fmt.Fprint(bw, htmlHead)
 	fmt.Fprintf(bw, "<h1>tickfan bench report</h1>\n<p class=meta>%d runs, labels %s; generated %s. Latency is from each publication's due time (open-loop publishing) to its receipt; server CPU is utime+stime of the server process over the measured window.</p>\n",
@@ -172,6 +195,7 @@ func WriteHTML(w io.Writer, rs []Result) error {
 			}
 		}
 		fmt.Fprintf(bw, "<section><h2>%s</h2>\n<p class=meta>%s</p>\n", html.EscapeString(sc), html.EscapeString(scenarioBlurb(sc)))
+		color := styles(group, labels)
 		if sc != "idle" {
 			latencyChart(bw, group, color)
 			fmt.Fprint(bw, "<div class=bars>\n")
@@ -262,21 +286,21 @@ tr:nth-child(even) td{background:#fafafa}
 `
 
 // latencyChart draws the percentile lines of the runs in group.
-func latencyChart(w io.Writer, group []Result, color func(string) string) {
-	const W, H, left, right, top, bottom = 760, 380, 64, 20, 24, 42
+func latencyChart(w io.Writer, group []Result, st []style) {
+	const W, H, left, right, top, bottom = 760, 380, 64, 36, 24, 42
 	pw, ph := float64(W-left-right), float64(H-top-bottom)
 	type line struct {
 		r   Result
+		st  style
 		pts [][2]float64 // nines, µs
 	}
 	var lines []line
 	maxX, minY, maxY := 2.0, math.Inf(1), math.Inf(-1)
-	for _, r := range group {
+	for i, r := range group {
 		if len(r.LatencyDist) == 0 {
 			continue
 		}
-		var l line
-		l.r = r
+		l := line{r: r, st: st[i]}
 		last := 0.0
 		for _, p := range r.LatencyDist {
 			x := 0.0
@@ -321,12 +345,9 @@ func latencyChart(w io.Writer, group []Result, color func(string) string) {
 	fmt.Fprintf(w, "<line stroke=\"#888\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" />\n", left, top, left, H-bottom)
 	fmt.Fprintf(w, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">percentile</text>\n", float64(left)+pw/2, H-6)
 
-	seen := map[string]int{}
 	var legend strings.Builder
 	for _, l := range lines {
-		c := color(l.r.Label)
-		dash := dashes[seen[l.r.Label]%len(dashes)]
-		seen[l.r.Label]++
+		c, dash := l.st.color, l.st.dash
 		var pts strings.Builder
 		for _, p := range l.pts {
 			fmt.Fprintf(&pts, "%.1f,%.1f ", sx(p[0]), sy(p[1]))
@@ -373,7 +394,7 @@ func ninesLabel(k int) string {
 
 // barChart draws one horizontal bar per run of value(r); a run whose value
 // is unknown gets "unknown" instead of a bar.
-func barChart(w io.Writer, title string, group []Result, color func(string) string, value func(Result) (float64, bool)) {
+func barChart(w io.Writer, title string, group []Result, st []style, value func(Result) (float64, bool)) {
 	const labelW, barW, rowH, top = 290, 300, 20, 8
 	H := top + rowH*len(group) + 8
 	W := labelW + barW + 80
@@ -396,7 +417,7 @@ func barChart(w io.Writer, title string, group []Result, color func(string) stri
 		if maxV > 0 {
 			bw = v / maxV * barW
 		}
-		fmt.Fprintf(w, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"><title>%s: %.0f</title></rect>\n", labelW, y+3, bw, rowH-6, color(r.Label), html.EscapeString(runName(r)), v)
+		fmt.Fprintf(w, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"><title>%s: %.0f</title></rect>\n", labelW, y+3, bw, rowH-6, st[i].color, html.EscapeString(runName(r)), v)
 		fmt.Fprintf(w, "<text x=\"%.1f\" y=\"%d\" dominant-baseline=\"middle\">%s</text>\n", float64(labelW)+bw+4, y+rowH/2, fmtRate(v))
 	}
 	fmt.Fprint(w, "</svg></div>\n")

@@ -305,6 +305,9 @@ func (s *session) measure(ctx context.Context, rate float64, during func() error
 	if e := s.pool.firstErr.Load(); e != nil {
 		r.Notes = append(r.Notes, "first subscriber error: "+*e)
 	}
+	if busy := r.Bench.CPUSeconds / (c.Duration.Seconds() * float64(runtime.NumCPU())); busy > 0.9 {
+		r.Notes = append(r.Notes, fmt.Sprintf("the bench used %.0f%% of its CPUs: the figures may show its limits rather than the server's", busy*100))
+	}
 	if p99 := r.PubLate.P99; p99 > 1000 {
 		r.Notes = append(r.Notes, fmt.Sprintf("the publisher was behind schedule: p99 %d µs late (latency counts from the due time, so it shows there too)", p99))
 	}
