@@ -30,6 +30,16 @@ func TestGracefulDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tcp.Close()
+	// A ping answered: the server has accepted the TCP connection (a dial
+	// returns once the kernel has; one accepted after SIGTERM is closed).
+	tw := &tcpWire{c: tcp, r: bufio.NewReader(tcp)}
+	ping, _ := msgpack.Marshal(map[string]any{"op": "ping", "id": 1})
+	if err := tw.write(ping); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.read(readTimeout); err != nil {
+		t.Fatalf("tcp ping: %v", err)
+	}
 	if code := httpStatus(t, p.httpURL+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz %d before the drain", code)
 	}
@@ -67,7 +77,7 @@ func TestGracefulDrain(t *testing.T) {
 
 	// The TCP client gets op close 4007 and stays until the timeout.
 	_ = tcp.SetReadDeadline(time.Now().Add(3 * time.Second))
-	r := bufio.NewReader(tcp)
+	r := tw.r
 	var n uint32
 	if err := binary.Read(r, binary.BigEndian, &n); err != nil {
 		t.Fatalf("tcp: %v, want op close 4007", err)

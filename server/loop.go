@@ -26,6 +26,10 @@ type loop struct {
 	pollDue   bool
 	drainDue  bool
 	scheduled bool
+	// busy is set while the loop's goroutine handles socket input: work
+	// scheduled then (a publication from a client's pub) needs no wake,
+	// the loop runs it before it waits again (leave).
+	busy atomic.Bool
 
 	// Owned by the loop goroutine.
 	spare      []*topic.Publication
@@ -105,13 +109,35 @@ func (l *loop) requestDrain() {
 	l.scheduleLocked()
 }
 
-// scheduleLocked wakes the loop unless a wake is pending; it unlocks l.mu.
+// scheduleLocked wakes the loop unless a wake is pending or the loop is
+// busy and will look before it waits; it unlocks l.mu.
 func (l *loop) scheduleLocked() {
 	wake := !l.scheduled
 	l.scheduled = true
 	l.mu.Unlock()
-	if wake && l.wake != nil {
+	if wake && l.wake != nil && !l.busy.Load() {
 		l.wake()
+	}
+}
+
+// enter marks the loop busy with socket input; leave ends that and runs
+// what was scheduled meanwhile. A client's publication so reaches the
+// subscribers of the same loop in the same turn, without a wake (a
+// system call) and a second turn. Loop goroutine only.
+func (l *loop) enter() { l.busy.Store(true) }
+
+func (l *loop) leave() {
+	l.busy.Store(false)
+	l.runIfScheduled()
+}
+
+// runIfScheduled runs the loop's pending work now. Loop goroutine only.
+func (l *loop) runIfScheduled() {
+	l.mu.Lock()
+	due := l.scheduled
+	l.mu.Unlock()
+	if due {
+		l.drain()
 	}
 }
 

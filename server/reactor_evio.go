@@ -196,7 +196,7 @@ func (r *evioReactor) opened(ec evio.Conn) ([]byte, evio.Options, evio.Action) {
 	if e.el.anchor.Load() == nil {
 		e.el.anchor.Store(e)
 	}
-	e.el.runIfScheduled()
+	e.el.l.runIfScheduled()
 	e.c.l.flush()
 	return e.handOver(), evio.Options{ReuseInputBuffer: true}, e.action()
 }
@@ -209,14 +209,16 @@ func (r *evioReactor) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 		return nil, evio.Close
 	}
 	if in == nil {
-		e.el.runIfScheduled()
+		e.el.l.runIfScheduled()
 	} else if !e.closeReq {
 		buf := in
 		if len(e.in) > 0 {
 			e.in = append(e.in, in...)
 			buf = e.in
 		}
+		e.el.l.enter()
 		n := e.c.traffic(buf)
+		e.el.l.leave()
 		switch rest := buf[n:]; {
 		case len(rest) == 0 && cap(e.in) > 4096:
 			e.in = nil // a large frame has gone: give its room back
@@ -249,19 +251,10 @@ func (r *evioReactor) closed(ec evio.Conn, _ error) evio.Action {
 		}
 		e.el.anchor.Store(next)
 	}
-	e.el.runIfScheduled()
+	e.el.l.runIfScheduled()
 	return evio.None
 }
 
-// runIfScheduled runs the loop's pending work; on the loop's goroutine.
-func (el *evioLoop) runIfScheduled() {
-	el.l.mu.Lock()
-	due := el.l.scheduled
-	el.l.mu.Unlock()
-	if due {
-		el.l.drain()
-	}
-}
 
 // evioConn is a connection's transport on evio.
 type evioConn struct {

@@ -161,10 +161,12 @@ func localPort(gc gnet.Conn) int {
 func (r *gnetReactor) OnTraffic(gc gnet.Conn) gnet.Action {
 	c := gc.Context().(*conn)
 	buf, _ := gc.Peek(-1)
+	c.l.enter()
 	// gnet's Discard(0) drops the whole buffer: keep a partial frame.
 	if n := c.traffic(buf); n > 0 {
 		_, _ = gc.Discard(n)
 	}
+	c.l.leave()
 	return gnet.None
 }
 
