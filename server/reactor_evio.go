@@ -255,7 +255,6 @@ func (r *evioReactor) closed(ec evio.Conn, _ error) evio.Action {
 	return evio.None
 }
 
-
 // evioConn is a connection's transport on evio.
 type evioConn struct {
 	ec   evio.Conn
