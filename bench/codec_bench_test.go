@@ -101,6 +101,17 @@ func BenchmarkPublicationEncoding(b *testing.B) {
 	}
 }
 
+// BenchmarkFrameCached is what every delivery after the first pays: the
+// frame of a publication already encoded in that format.
+func BenchmarkFrameCached(b *testing.B) {
+	p := &topic.Publication{Topic: "book.BTC-USD", Seq: 1, Data: bookPayload(512)}
+	codec.Frame(p, codec.WSJSON)
+	b.ReportAllocs()
+	for b.Loop() {
+		codec.Frame(p, codec.WSJSON)
+	}
+}
+
 // BenchmarkPublicationPerDelivery is the encoding cost of one delivery to
 // 1,000 subscribers of a 512-byte publication: tickfan encodes once per
 // format and every subscriber shares the frame; a server that encodes per

@@ -1,13 +1,14 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // serverCounters are the /metrics counters whose change over a window the
@@ -43,39 +44,20 @@ func scrapeMetrics(ctx context.Context, base string) (map[string]float64, error)
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
-	want := map[string]bool{}
-	for _, n := range serverCounters {
-		want[n] = true
+	tp := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := tp.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET /metrics: %w", err)
 	}
 	m := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, rest, ok := strings.Cut(line, " ")
-		if i := strings.IndexByte(name, '{'); i >= 0 {
-			// labels may hold spaces: the value follows the closing brace
-			j := strings.LastIndexByte(line, '}')
-			if j < 0 {
-				continue
+	for _, name := range serverCounters {
+		if fam := fams[name]; fam != nil {
+			for _, s := range fam.GetMetric() {
+				m[name] += s.GetCounter().GetValue() + s.GetGauge().GetValue() + s.GetUntyped().GetValue()
 			}
-			name, rest, ok = line[:i], strings.TrimSpace(line[j+1:]), true
-		}
-		if !ok || !want[name] {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-			m[name] += v
 		}
 	}
-	return m, sc.Err()
+	return m, nil
 }
 
 // metricsDelta is after - before for the counters both have.

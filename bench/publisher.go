@@ -60,13 +60,7 @@ func newPublisher(ctx context.Context, cfg *Config, clk *clock, topics []string,
 	p.lastSeq = make([]atomic.Uint64, len(topics))
 	p.payload = payloadTemplate(size)
 	for _, t := range topics {
-		b := []byte{0x84}
-		b = appendMpStr(b, "op")
-		b = appendMpStr(b, "pub")
-		b = appendMpStr(b, "t")
-		b = appendMpStr(b, t)
-		b = appendMpStr(b, "d")
-		p.prefix = append(p.prefix, b)
+		p.prefix = append(p.prefix, pubPrefix(t))
 	}
 	for range max(conns, 1) {
 		nd := net.Dialer{Timeout: dialTimeout}
@@ -293,4 +287,15 @@ func (p *publisher) close() {
 	for _, pc := range p.conns {
 		<-pc.done
 	}
+}
+
+// pubPrefix is the start of every pub command body to topic t: a map of 4
+// (op, t, d and id follow), up to d's key; appendPub adds the rest.
+func pubPrefix(t string) []byte {
+	b := []byte{0x84}
+	b = appendMpStr(b, "op")
+	b = appendMpStr(b, "pub")
+	b = appendMpStr(b, "t")
+	b = appendMpStr(b, t)
+	return appendMpStr(b, "d")
 }

@@ -21,13 +21,7 @@ func TestPubRoundTripThroughServerCodec(t *testing.T) {
 			t.Errorf("size %d: payload of %d bytes, want %d", size, len(p.payload), want)
 		}
 		for ti, name := range p.topics {
-			b := []byte{0x84}
-			b = appendMpStr(b, "op")
-			b = appendMpStr(b, "pub")
-			b = appendMpStr(b, "t")
-			b = appendMpStr(b, name)
-			b = appendMpStr(b, "d")
-			p.prefix = append(p.prefix, b)
+			p.prefix = append(p.prefix, pubPrefix(name))
 			const due = int64(1234567890123)
 			frame := p.appendPub(nil, ti, 77, due)
 			body, n, err := parseTCPFrame(frame)

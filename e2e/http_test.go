@@ -1,8 +1,10 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"net/http"
 	"strconv"
 	"strings"
@@ -211,45 +213,41 @@ func TestHTTPMetrics(t *testing.T) {
 	}
 }
 
-// metricSamples are the samples of a Prometheus text exposition, by metric
-// name.
-type metricSamples map[string][]float64
+// metricFamilies is a Prometheus text exposition, parsed.
+type metricFamilies map[string]*dto.MetricFamily
 
-func parseMetrics(t testing.TB, raw []byte) metricSamples {
+// parseMetrics parses /metrics; a line that does not parse fails the test.
+func parseMetrics(t testing.TB, raw []byte) metricFamilies {
 	t.Helper()
-	out := metricSamples{}
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, rest, ok := strings.Cut(line, " ")
-		if i := strings.IndexByte(line, '{'); i >= 0 && i < len(name) {
-			name = line[:i]
-			if j := strings.LastIndexByte(line, '}'); j > i {
-				rest = strings.TrimSpace(line[j+1:])
-				ok = true
-			}
-		}
-		if !ok {
-			t.Fatalf("metrics line %q", line)
-		}
-		val, _, _ := strings.Cut(strings.TrimSpace(rest), " ")
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			t.Fatalf("metrics line %q: %v", line, err)
-		}
-		out[name] = append(out[name], v)
+	tp := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := tp.TextToMetricFamilies(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
 	}
-	return out
+	return fams
 }
 
-func (m metricSamples) sum(name string) float64 {
+// sum adds the samples of the counter or gauge name whose labels include
+// the given name, value pairs.
+func (m metricFamilies) sum(name string, labels ...string) float64 {
 	var s float64
-	for _, v := range m[name] {
-		s += v
+	for _, mt := range m[name].GetMetric() {
+		if hasLabels(mt, labels) {
+			s += mt.GetCounter().GetValue() + mt.GetGauge().GetValue() + mt.GetUntyped().GetValue()
+		}
 	}
 	return s
+}
+
+func hasLabels(mt *dto.Metric, pairs []string) bool {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		found := false
+		for _, l := range mt.GetLabel() {
+			found = found || l.GetName() == pairs[i] && l.GetValue() == pairs[i+1]
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }

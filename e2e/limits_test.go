@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +48,7 @@ func TestMaxConnections(t *testing.T) {
 		}
 	}
 	check()
-	if v := metricValue(t, n, `tickfan_rejected_connections_total{reason="max_conns"}`); v != 2 {
+	if v := metricValue(t, n, "tickfan_rejected_connections_total", "reason", "max_conns"); v != 2 {
 		t.Fatalf("rejected max_conns metric %v, want 2", v)
 	}
 	// A place frees when a client leaves.
@@ -79,7 +78,7 @@ func TestConnectionsPerIP(t *testing.T) {
 		t.Fatalf("third connection from one IP: %v %v, want op close 4006", m, err)
 	}
 	check()
-	if v := metricValue(t, n, `tickfan_rejected_connections_total{reason="per_ip"}`); v != 1 {
+	if v := metricValue(t, n, "tickfan_rejected_connections_total", "reason", "per_ip"); v != 1 {
 		t.Fatalf("per_ip metric %v, want 1", v)
 	}
 }
@@ -107,7 +106,7 @@ func TestConnectionRatePerIP(t *testing.T) {
 	for _, c := range open {
 		c.alive(t)
 	}
-	if v := metricValue(t, n, `tickfan_rejected_connections_total{reason="ip_rate"}`); v != float64(refused) {
+	if v := metricValue(t, n, "tickfan_rejected_connections_total", "reason", "ip_rate"); v != float64(refused) {
 		t.Fatalf("ip_rate metric %v, want %d", v, refused)
 	}
 }
@@ -186,21 +185,15 @@ func TestHTTPBodyLimit(t *testing.T) {
 	check()
 }
 
-// metricValue reads one sample from the node's /metrics.
-func metricValue(t *testing.T, n *node, sample string) float64 {
+// metricValue sums the samples of name with the given labels in the
+// node's /metrics.
+func metricValue(t *testing.T, n *node, name string, labels ...string) float64 {
 	t.Helper()
 	r, err := n.get("/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(r.raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
-			var v float64
-			fmt.Sscan(rest, &v)
-			return v
-		}
-	}
-	return 0
+	return parseMetrics(t, r.raw).sum(name, labels...)
 }
 
 // TestMsgpackPayloadWithContainerKeys publishes, over TCP msgpack, a d whose

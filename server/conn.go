@@ -526,47 +526,37 @@ const coalesceMax = 256 << 10
 // at a time.
 func (c *conn) writeOut() int {
 	frames := c.out.frames
-	if len(frames) == 1 || len(frames) > 1 && c.out.bytes <= coalesceMax {
-		buf := frames[0].b
-		if len(frames) > 1 {
-			buf = c.l.wbuf[:0]
-			for i := range frames {
-				buf = append(buf, frames[i].b...)
-			}
-			c.l.wbuf = buf
+	for i := range frames {
+		if f := &frames[i]; f.sub != nil {
+			f.sub.written = f.seq
+			f.sub.pending = -1
 		}
+	}
+	total := c.out.bytes
+	var err error
+	switch {
+	case len(frames) == 1:
+		_, err = c.t.Write(frames[0].b)
+	case total <= coalesceMax:
+		buf := c.l.wbuf[:0]
 		for i := range frames {
-			if f := &frames[i]; f.sub != nil {
-				f.sub.written = f.seq
-				f.sub.pending = -1
+			buf = append(buf, frames[i].b...)
+		}
+		c.l.wbuf = buf
+		_, err = c.t.Write(buf)
+	default:
+		for off := 0; off < len(frames) && err == nil && c.state != stClosed; off += maxIovecs {
+			iov := c.l.iov[:0]
+			for i := off; i < min(off+maxIovecs, len(frames)); i++ {
+				iov = append(iov, frames[i].b)
 			}
+			c.l.iov = iov // kept for the next write; it only holds shared frames
+			_, err = c.t.Writev(iov)
 		}
-		if _, err := c.t.Write(buf); err != nil || c.state == stClosed {
-			return len(buf) // the reactor closed the connection
-		}
+	}
+	if err == nil && c.state != stClosed { // else the reactor closed the connection
 		c.out.reset()
-		return len(buf)
 	}
-	total := 0
-	for off := 0; off < len(frames); {
-		end := min(off+maxIovecs, len(frames))
-		iov := c.l.iov[:0]
-		for i := off; i < end; i++ {
-			f := &frames[i]
-			iov = append(iov, f.b)
-			total += len(f.b)
-			if f.sub != nil {
-				f.sub.written = f.seq
-				f.sub.pending = -1
-			}
-		}
-		c.l.iov = iov // kept for the next write; it only holds shared frames
-		if _, err := c.t.Writev(iov); err != nil || c.state == stClosed {
-			return total // the reactor closed the connection
-		}
-		off = end
-	}
-	c.out.reset()
 	return total
 }
 

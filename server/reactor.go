@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"sync"
 )
@@ -34,16 +33,15 @@ type reactor interface {
 	addrs() (ws, tcp net.Addr)
 }
 
-func newReactor(s *Server) (reactor, error) {
+// newReactor builds the reactor of s.cfg.Engine, which New has checked.
+func newReactor(s *Server) reactor {
 	switch s.cfg.Engine {
-	case EngineGnet:
-		return newGnetReactor(s), nil
 	case EngineEvio:
-		return newEvioReactor(s), nil
+		return newEvioReactor(s)
 	case EngineStd:
-		return newStdReactor(s), nil
+		return newStdReactor(s)
 	}
-	return nil, fmt.Errorf("engine %q: want one of %v", s.cfg.Engine, Engines)
+	return newGnetReactor(s)
 }
 
 // openConn sets up a connection a reactor accepted on loop l, and applies

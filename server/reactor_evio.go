@@ -264,7 +264,6 @@ type evioConn struct {
 	held *[]byte // evio's bytes still to write for this connection
 	pend []byte  // bytes the socket did not take, not yet handed to evio
 	in   []byte  // a partial frame kept between reads
-	one  [1][]byte
 
 	closeReq bool // close once what is pending is written
 	gone     bool // evio closed it
@@ -303,12 +302,7 @@ func (e *evioConn) Writev(bs [][]byte) (int, error) {
 	return total, nil
 }
 
-func (e *evioConn) Write(b []byte) (int, error) {
-	e.one[0] = b
-	n, err := e.Writev(e.one[:])
-	e.one[0] = nil
-	return n, err
-}
+func (e *evioConn) Write(b []byte) (int, error) { return e.Writev([][]byte{b}) }
 
 func (e *evioConn) OutboundBuffered() int { return len(e.pend) + len(*e.held) }
 

@@ -356,7 +356,6 @@ type stdTransport struct {
 	release func()
 
 	buffered atomic.Int64 // bytes queued and not yet written
-	one      [1][]byte    // Write's vector; the loop's goroutine only
 
 	mu      sync.Mutex
 	pending []byte
@@ -390,12 +389,7 @@ func (t *stdTransport) Writev(bs [][]byte) (int, error) {
 	return n, nil
 }
 
-func (t *stdTransport) Write(b []byte) (int, error) {
-	t.one[0] = b
-	n, err := t.Writev(t.one[:])
-	t.one[0] = nil
-	return n, err
-}
+func (t *stdTransport) Write(b []byte) (int, error) { return t.Writev([][]byte{b}) }
 
 func (t *stdTransport) OutboundBuffered() int { return int(t.buffered.Load()) }
 
@@ -436,25 +430,20 @@ func (t *stdTransport) writer() {
 	}()
 	for range t.wake {
 		t.mu.Lock()
-		buf, closing := t.pending, t.closing
+		buf := t.pending
 		t.pending, t.spare = t.spare[:0], nil
 		t.mu.Unlock()
+		var err error
 		if len(buf) > 0 {
-			err := t.write(buf)
-			t.mu.Lock()
-			if cap(buf) <= 64<<10 {
-				t.spare = buf // two buffers take turns; a large one goes
-			}
-			t.mu.Unlock()
-			if err != nil {
-				return
-			}
+			err = t.write(buf)
 		}
 		t.mu.Lock()
-		closing = t.closing && len(t.pending) == 0
-		more := len(t.pending) > 0
+		if cap(buf) <= 64<<10 {
+			t.spare = buf // two buffers take turns; a large one goes
+		}
+		more, done := len(t.pending) > 0, t.closing && len(t.pending) == 0
 		t.mu.Unlock()
-		if closing {
+		if err != nil || done {
 			return
 		}
 		if more {
@@ -467,9 +456,8 @@ func (t *stdTransport) writer() {
 // socket has taken it.
 func (t *stdTransport) write(buf []byte) error {
 	if t.ws == nil {
-		n, err := t.nc.Write(buf)
+		_, err := t.nc.Write(buf)
 		t.buffered.Add(-int64(len(buf)))
-		_ = n
 		return err
 	}
 	defer func() { t.buffered.Add(-int64(len(buf))) }() // what an error left

@@ -128,10 +128,7 @@ func (s *Server) Start() error {
 		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPAddr, err)
 	}
 	s.httpLn = ln
-	if s.reactor, err = newReactor(s); err != nil {
-		_ = ln.Close()
-		return err
-	}
+	s.reactor = newReactor(s)
 	if err := s.reactor.start(&s.reactorWG); err != nil {
 		_ = ln.Close()
 		return err
