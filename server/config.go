@@ -21,6 +21,10 @@ type Config struct {
 	TCPAddr string
 	// HTTPAddr is the admin and publish API. Default ":8082".
 	HTTPAddr string
+	// DebugAddr, when set, serves /debug/pprof/ there (bind it to
+	// 127.0.0.1: profiles and the command line are not for the public).
+	// Default empty: no pprof anywhere.
+	DebugAddr string
 	// MaxFrame is the largest inbound frame or message, in bytes. Default 1 MiB.
 	MaxFrame int
 	// HistorySize is how many publications each topic keeps. Default 1000.
@@ -35,6 +39,10 @@ type Config struct {
 	APIKeyFile string
 	// JWTSecret is the HS256 key of client tokens.
 	JWTSecret string
+	// JWTSecretFile names a file whose first line is the HS256 key; it is
+	// read at start and wins over JWTSecret, so the secret need not be on
+	// the command line.
+	JWTSecretFile string
 	// JWTKeyFile names a PEM public key (RSA for RS256, ECDSA P-256 for
 	// ES256) of client tokens. Set JWTSecret or JWTKeyFile, not both;
 	// neither turns token authentication off (auth answers 401).
@@ -83,6 +91,11 @@ type Config struct {
 	// as many is allowed); past it commands get 429, and a client that sends
 	// another full burst while refused is closed with 4004. Default 100.
 	CmdRate int
+	// PubRate bounds the pub commands per second of a connection whose
+	// token's pub claim grants the topic (a burst of as many); past it they
+	// get 429. Such pubs never count against CmdRate: producers are trusted.
+	// Default 0: no bound.
+	PubRate int
 	// MaxSubs bounds the topics one connection holds (429). Default 1000.
 	MaxSubs int
 	// MaxBody bounds a POST /api/publish body, in bytes (413). Default 16 MiB.

@@ -57,13 +57,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if cfg.APIKeyFile != "" {
-		b, err := os.ReadFile(cfg.APIKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("api key file: %w", err)
+		if cfg.APIKey, err = secretFile("api-key-file", cfg.APIKeyFile); err != nil {
+			return nil, err
 		}
-		key, _, _ := strings.Cut(string(b), "\n")
-		if cfg.APIKey = strings.TrimSpace(key); cfg.APIKey == "" {
-			return nil, fmt.Errorf("api key file %s: empty", cfg.APIKeyFile)
+	}
+	if cfg.JWTSecretFile != "" {
+		if cfg.JWTSecret, err = secretFile("jwt-secret-file", cfg.JWTSecretFile); err != nil {
+			return nil, err
 		}
 	}
 	tc := TokenConfig{Secret: []byte(cfg.JWTSecret)}
@@ -101,6 +101,19 @@ func New(cfg Config) (*Server, error) {
 	s.broker = topic.NewMemoryBroker(s.engine)
 	s.metrics = newMetrics(s)
 	return s, nil
+}
+
+// secretFile reads a secret from the first line of a file.
+func secretFile(flag, name string) (string, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("--%s: %w", flag, err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", fmt.Errorf("--%s %s: the first line is empty", flag, name)
+	}
+	return line, nil
 }
 
 // Enqueue implements topic.Sink: it hands p to the loop's inbox.
