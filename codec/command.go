@@ -73,12 +73,59 @@ func Decode(f Format, body []byte, cmd *Command) error {
 	}
 	if err != nil {
 		// A half-filled command must not be acted on; keep only the id so
-		// the caller could echo it.
+		// the caller echoes it: PROTOCOL.md has a map with a valid id get
+		// its reply with that id whatever else is wrong in it, and the id
+		// may come after the field that failed.
 		id, hasID := cmd.ID, cmd.HasID
+		if !hasID && err != errID {
+			id, hasID = findID(f, body)
+		}
 		cmd.reset()
 		cmd.ID, cmd.HasID = id, hasID
 	}
 	return err
+}
+
+// findID returns the "id" of a well-formed message whose other fields may
+// be wrong; ok is false when the message is not a map or its id is absent
+// or not an unsigned integer.
+func findID(f Format, body []byte) (id uint64, ok bool) {
+	if f.Msgpack() {
+		if len(body) == 0 || mpSkip(body, 0, false) != len(body) {
+			return 0, false
+		}
+		n, i, isMap := mpContainerLen(body, 0, true)
+		if !isMap {
+			return 0, false
+		}
+		for ; n > 0; n-- {
+			kend := mpSkip(body, i, false)
+			vend := mpSkip(body, kend, false)
+			key, keyOK := mpStr(body[i:kend])
+			val := body[kend:vend]
+			i = vend
+			if keyOK && string(key) == "id" && val[0] != mpNil {
+				return mpUint(val)
+			}
+		}
+		return 0, false
+	}
+	if !json.Valid(body) {
+		return 0, false
+	}
+	obj, isObj := newJSONObject(body, jsonSkipWS(body, 0))
+	if !isObj {
+		return 0, false
+	}
+	for {
+		key, val, more := obj.next()
+		if !more {
+			return 0, false
+		}
+		if jsonKeyText(key) == "id" && val[0] != 'n' {
+			return jsonUint(val)
+		}
+	}
 }
 
 // Field errors, one per key, so a client sees which field is wrong.

@@ -296,3 +296,35 @@ func TestDecodeReusesStorage(t *testing.T) {
 		t.Errorf("Decode allocates %v times per call, want at most 6", allocs)
 	}
 }
+
+// TestDecodeBadRequestKeepsID: a well-formed map with a valid id keeps the
+// id when another field is wrong, before or after the id; an id that is
+// not an unsigned integer, or a body that is no map, gives none.
+func TestDecodeBadRequestKeepsID(t *testing.T) {
+	mp := func(v any) []byte { return marshal(t, WSMsgpack, v) }
+	tests := []struct {
+		f     Format
+		body  []byte
+		id    uint64
+		hasID bool
+		isBad bool
+	}{
+		{WSJSON, []byte(`{"op":"sub","id":72,"topics":"book.BTCUSDT"}`), 72, true, true},
+		{WSJSON, []byte(`{"op":5,"id":76}`), 76, true, true},
+		{WSJSON, []byte(`{"op":"pull","since":"abc","i\u0064":9}`), 9, true, true},
+		{WSJSON, []byte(`{"op":"sub","since":{"a.b":5},"id":0}`), 0, true, true},
+		{WSJSON, []byte(`{"op":5,"id":-1}`), 0, false, true},
+		{WSJSON, []byte(`{"op":5,"id":null}`), 0, false, true},
+		{WSJSON, []byte(`{"op":5,"id":7`), 0, false, true},
+		{WSMsgpack, mp(kv{"op", 5, "id", 76}), 76, true, true},
+		{TCPMsgpack, mp(kv{"topics", []any{1, 2}, "id", 73}), 73, true, true},
+		{TCPMsgpack, mp(kv{"op", 5, "id", "76"}), 0, false, true},
+	}
+	for _, tt := range tests {
+		var cmd Command
+		err := Decode(tt.f, tt.body, &cmd)
+		if (err != nil) != tt.isBad || cmd.ID != tt.id || cmd.HasID != tt.hasID {
+			t.Errorf("%v Decode(%q) = id %d hasID %v err %v, want id %d hasID %v", tt.f, tt.body, cmd.ID, cmd.HasID, err, tt.id, tt.hasID)
+		}
+	}
+}

@@ -20,7 +20,7 @@ func (c *conn) handle(body []byte) {
 			return
 		}
 		_ = codec.Decode(c.format, body, cmd) // for the id, when there is one
-		c.replyErr(cmd, true, codec.CodeTooMany, fmt.Sprintf("too many commands: at most %d per second", rate))
+		c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("too many commands: at most %d per second", rate))
 		return
 	}
 	c.exec(body)
@@ -45,7 +45,7 @@ func (c *conn) exec(body []byte) {
 		if errors.As(err, &ce) {
 			msg = ce.Msg
 		}
-		c.replyErr(cmd, false, codec.CodeBadRequest, msg)
+		c.replyErr(cmd, codec.CodeBadRequest, msg)
 		return
 	}
 	c.l.srv.metrics.commands(cmd.Op).Inc()
@@ -63,17 +63,17 @@ func (c *conn) exec(body []byte) {
 	case "auth", "refresh":
 		c.cmdAuth(cmd)
 	case "":
-		c.replyErr(cmd, true, codec.CodeBadRequest, "op missing")
+		c.replyErr(cmd, codec.CodeBadRequest, "op missing")
 	default:
-		c.replyErr(cmd, true, codec.CodeUnknownOp, fmt.Sprintf("unknown op %q", cmd.Op))
+		c.replyErr(cmd, codec.CodeUnknownOp, fmt.Sprintf("unknown op %q", cmd.Op))
 	}
 }
 
-// replyErr queues an error reply; withID is false when the message could
-// not be decoded, so there is no id to echo.
-func (c *conn) replyErr(cmd *codec.Command, withID bool, code int, msg string) {
+// replyErr queues an error reply, with the message's id when it had a
+// valid one (Decode keeps it even when another field is wrong).
+func (c *conn) replyErr(cmd *codec.Command, code int, msg string) {
 	c.l.srv.metrics.errors(code).Inc()
-	c.push(codec.AppendError(nil, c.format, cmd.ID, withID && cmd.HasID, code, msg))
+	c.push(codec.AppendError(nil, c.format, cmd.ID, cmd.HasID, code, msg))
 }
 
 // canRead returns 0 when the connection may subscribe to or pull the topic,
@@ -99,10 +99,10 @@ func (c *conn) cmdAuth(cmd *codec.Command) {
 	v := c.l.srv.verifier
 	switch {
 	case v == nil:
-		c.replyErr(cmd, true, codec.CodeUnauthorized, "token authentication is not configured on this server")
+		c.replyErr(cmd, codec.CodeUnauthorized, "token authentication is not configured on this server")
 		return
 	case cmd.Token == "":
-		c.replyErr(cmd, true, codec.CodeBadRequest, cmd.Op+" needs token")
+		c.replyErr(cmd, codec.CodeBadRequest, cmd.Op+" needs token")
 		return
 	}
 	id, hasID := cmd.ID, cmd.HasID
@@ -160,11 +160,11 @@ func (c *conn) applyAuth(id uint64, hasID bool, claims Claims, err error) {
 // checkTopic validates a topic name and the right to read it.
 func (c *conn) checkTopic(cmd *codec.Command, name string) bool {
 	if err := topic.ValidName(name); err != nil {
-		c.replyErr(cmd, true, codec.CodeBadRequest, err.Error())
+		c.replyErr(cmd, codec.CodeBadRequest, err.Error())
 		return false
 	}
 	if code, msg := c.canRead(name); code != 0 {
-		c.replyErr(cmd, true, code, msg)
+		c.replyErr(cmd, code, msg)
 		return false
 	}
 	return true
@@ -172,7 +172,7 @@ func (c *conn) checkTopic(cmd *codec.Command, name string) bool {
 
 func (c *conn) cmdSub(cmd *codec.Command) {
 	if len(cmd.Topics) == 0 {
-		c.replyErr(cmd, true, codec.CodeBadRequest, "sub needs topics")
+		c.replyErr(cmd, codec.CodeBadRequest, "sub needs topics")
 		return
 	}
 	for i, name := range cmd.Topics {
@@ -181,13 +181,13 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 		}
 		for _, prev := range cmd.Topics[:i] {
 			if prev == name {
-				c.replyErr(cmd, true, codec.CodeBadRequest, "topic "+name+" named twice")
+				c.replyErr(cmd, codec.CodeBadRequest, "topic "+name+" named twice")
 				return
 			}
 		}
 		if c.sub(name) != nil {
 			if _, resync := cmd.Since[name]; !resync {
-				c.replyErr(cmd, true, codec.CodeAlreadySubscribed, "already subscribed to "+name)
+				c.replyErr(cmd, codec.CodeAlreadySubscribed, "already subscribed to "+name)
 				return
 			}
 		}
@@ -199,7 +199,7 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 		}
 	}
 	if limit := c.l.srv.cfg.MaxSubs; len(c.subs)+fresh > limit {
-		c.replyErr(cmd, true, codec.CodeTooMany, fmt.Sprintf("at most %d topics per connection", limit))
+		c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("at most %d topics per connection", limit))
 		return
 	}
 	engine := c.l.srv.engine
@@ -222,7 +222,7 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 			if errors.Is(err, topic.ErrTooManyTopics) {
 				code = codec.CodeTooMany
 			}
-			c.replyErr(cmd, true, code, err.Error())
+			c.replyErr(cmd, code, err.Error())
 			return
 		}
 		c.addSub(c.newSub(name, cu))
@@ -240,12 +240,12 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 
 func (c *conn) cmdUnsub(cmd *codec.Command) {
 	if len(cmd.Topics) == 0 {
-		c.replyErr(cmd, true, codec.CodeBadRequest, "unsub needs topics")
+		c.replyErr(cmd, codec.CodeBadRequest, "unsub needs topics")
 		return
 	}
 	for _, name := range cmd.Topics {
 		if err := topic.ValidName(name); err != nil {
-			c.replyErr(cmd, true, codec.CodeBadRequest, err.Error())
+			c.replyErr(cmd, codec.CodeBadRequest, err.Error())
 			return
 		}
 	}
@@ -262,7 +262,7 @@ func (c *conn) cmdPull(cmd *codec.Command) {
 		return
 	}
 	if cmd.From == nil {
-		c.replyErr(cmd, true, codec.CodeBadRequest, `pull needs since {"e":..,"s":..}`)
+		c.replyErr(cmd, codec.CodeBadRequest, `pull needs since {"e":..,"s":..}`)
 		return
 	}
 	limit := cmd.Limit
@@ -273,9 +273,9 @@ func (c *conn) cmdPull(cmd *codec.Command) {
 	epoch, pubs, more, err := c.l.srv.engine.Pull(cmd.Topic, *cmd.From, limit)
 	switch {
 	case errors.Is(err, topic.ErrGone):
-		c.replyErr(cmd, true, codec.CodeGone, err.Error())
+		c.replyErr(cmd, codec.CodeGone, err.Error())
 	case err != nil:
-		c.replyErr(cmd, true, codec.CodeBadRequest, err.Error())
+		c.replyErr(cmd, codec.CodeBadRequest, err.Error())
 	default:
 		// A reply carries at most one outbox budget of payload (and at
 		// least one publication); the client pulls the rest with "more".
@@ -292,27 +292,27 @@ func (c *conn) cmdPull(cmd *codec.Command) {
 
 func (c *conn) cmdPub(cmd *codec.Command) {
 	if err := topic.ValidName(cmd.Topic); err != nil {
-		c.replyErr(cmd, true, codec.CodeBadRequest, err.Error())
+		c.replyErr(cmd, codec.CodeBadRequest, err.Error())
 		return
 	}
 	switch {
 	case CanPublish(c.claims, cmd.Topic), c.claims == nil && c.l.srv.anonPub.Match(cmd.Topic):
 	case c.claims == nil:
-		c.replyErr(cmd, true, codec.CodeUnauthorized, "pub needs a token whose pub claim matches "+cmd.Topic)
+		c.replyErr(cmd, codec.CodeUnauthorized, "pub needs a token whose pub claim matches "+cmd.Topic)
 		return
 	default:
-		c.replyErr(cmd, true, codec.CodeForbidden, "the token's pub claim does not match "+cmd.Topic)
+		c.replyErr(cmd, codec.CodeForbidden, "the token's pub claim does not match "+cmd.Topic)
 		return
 	}
 	req, code, msg := publishRequest(cmd.Topic, cmd.Data, cmd.DataMsgpack, cmd.Kind, c.l.srv.cfg.MaxFrame)
 	if code != 0 {
-		c.replyErr(cmd, true, code, msg)
+		c.replyErr(cmd, code, msg)
 		return
 	}
 	cmd.Data = nil // the publication owns it now
 	pos, err := c.l.srv.Publish(context.Background(), []topic.PublishRequest{req})
 	if err != nil {
-		c.replyErr(cmd, true, publishErrCode(err), err.Error())
+		c.replyErr(cmd, publishErrCode(err), err.Error())
 		return
 	}
 	c.push(codec.AppendPubReply(nil, c.format, cmd.ID, cmd.HasID, pos[0]))
