@@ -28,8 +28,10 @@ var nameByte = func() (t [256]bool) {
 	return t
 }()
 
-// ValidName reports whether name is 1 to 200 bytes of [A-Za-z0-9._:@-], and
-// if not, why.
+// ValidName reports whether name is 1 to 200 bytes of [A-Za-z0-9._:@-] in
+// dot-separated segments, none empty (no leading, trailing or double dot),
+// and if not, why. A name with an empty segment could be neither matched by
+// a pattern nor granted by a token, so it is refused like any other bad name.
 func ValidName(name string) error {
 	if len(name) == 0 {
 		return fmt.Errorf("%w: empty", ErrBadName)
@@ -40,6 +42,9 @@ func ValidName(name string) error {
 	for i := 0; i < len(name); i++ {
 		if !nameByte[name[i]] {
 			return fmt.Errorf("%w: byte %q at %d is not one of [A-Za-z0-9._:@-]", ErrBadName, name[i], i)
+		}
+		if name[i] == '.' && (i == 0 || i == len(name)-1 || name[i-1] == '.') {
+			return fmt.Errorf("%w: empty segment at %d (no leading, trailing or double dot)", ErrBadName, i)
 		}
 	}
 	return nil

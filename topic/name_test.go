@@ -18,7 +18,16 @@ func TestValidName(t *testing.T) {
 		{"typical", "ticker.BTCUSDT", true},
 		{"private", "priv.orders.42", true},
 		{"every special", "a.b_c:d@e-f", true},
-		{"only specials", "._:@-", true},
+		{"only specials", "_:@-", true},
+		{"specials in segments", "-._:.@", true},
+		{"one-byte segments", "a.b.c", true},
+		{"double dot", "bad..topic", false},
+		{"leading dot", ".a", false},
+		{"trailing dot", "a.", false},
+		{"only a dot", ".", false},
+		{"only dots", "...", false},
+		{"triple dot inside", "a...b", false},
+		{"200 bytes ending in a dot", strings.Repeat("x", MaxNameLen-1) + ".", false},
 		{"every letter and digit", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", true},
 		{"200 bytes", strings.Repeat("x", MaxNameLen), true},
 		{"201 bytes", strings.Repeat("x", MaxNameLen+1), false},
@@ -59,6 +68,7 @@ func TestValidName(t *testing.T) {
 
 // TestValidNameEveryByte checks the whole byte table against the rule
 // [A-Za-z0-9._:@-], byte by byte, at the start, middle and end of a name.
+// A dot separates segments, so it is allowed only in the middle.
 func TestValidNameEveryByte(t *testing.T) {
 	allowed := func(c byte) bool {
 		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
@@ -67,12 +77,13 @@ func TestValidNameEveryByte(t *testing.T) {
 	n := 0
 	for i := 0; i < 256; i++ {
 		c := byte(i)
-		for _, name := range []string{string([]byte{c}), "a" + string([]byte{c}), "a" + string([]byte{c}) + "b"} {
+		for pos, name := range []string{string([]byte{c}), "a" + string([]byte{c}), "a" + string([]byte{c}) + "b"} {
+			ok := allowed(c) && (c != '.' || pos == 2)
 			err := ValidName(name)
-			if allowed(c) && err != nil {
+			if ok && err != nil {
 				t.Errorf("ValidName(%q) = %v, want nil", name, err)
 			}
-			if !allowed(c) && !errors.Is(err, ErrBadName) {
+			if !ok && !errors.Is(err, ErrBadName) {
 				t.Errorf("ValidName(%q) = %v, want ErrBadName", name, err)
 			}
 		}
