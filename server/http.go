@@ -6,9 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -24,13 +29,69 @@ func (s *Server) httpHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /{$}", s.handleStatus)
+	return mux
+}
+
+// debugListener serves /debug/pprof/ on Config.DebugAddr, apart from the
+// public HTTP API: profiles, traces and the command line (which may hold
+// secrets) are for the operator only.
+type debugListener struct {
+	ln    net.Listener
+	srv   *http.Server
+	close sync.Once
+}
+
+// startDebug binds Config.DebugAddr, when set, and serves pprof on it.
+func (s *Server) startDebug() error {
+	if s.cfg.DebugAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.DebugAddr)
+	if err != nil {
+		return fmt.Errorf("debug listen %s: %w", s.cfg.DebugAddr, err)
+	}
+	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /{$}", s.handleStatus)
-	return mux
+	// No write timeout: a CPU profile or a trace takes as long as asked.
+	d := &debugListener{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	s.debug = d
+	go func() {
+		if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("debug server stopped", "err", err)
+		}
+	}()
+	where := "http://" + ln.Addr().String() + "/debug/pprof/"
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && ap.Addr().IsLoopback() {
+		s.log.Info("pprof debug listener", "debug", where)
+	} else {
+		s.log.Warn("pprof debug listener is not on a loopback address: anyone who reaches it can read profiles and the command line; bind it to 127.0.0.1",
+			"debug", where)
+	}
+	return nil
+}
+
+// closeDebug closes the debug listener and any profile it is serving;
+// later calls do nothing.
+func (s *Server) closeDebug() (err error) {
+	if s.debug == nil {
+		return nil
+	}
+	s.debug.close.Do(func() { err = s.debug.srv.Close() })
+	return err
+}
+
+// DebugAddr returns the bound address of the pprof listener, or "" when
+// Config.DebugAddr is empty.
+func (s *Server) DebugAddr() string {
+	if s.debug == nil {
+		return ""
+	}
+	return s.debug.ln.Addr().String()
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
@@ -155,14 +216,35 @@ var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
 <tr><td>Topics</td><td>{{.Topics}}</td></tr>
 <tr><td>History per topic</td><td>{{.History}} publications</td></tr>
 </table>
-<p><a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> · <a href="/debug/pprof/">/debug/pprof/</a></p>
+<p><a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a></p>
 </body></html>
 `))
 
-func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = statusPage.Execute(w, map[string]any{
-		"WS": s.WSAddr(), "Path": s.cfg.WSPath, "TCP": s.TCPAddr(), "Loops": s.cfg.Loops,
-		"Topics": s.engine.Topics(), "History": s.cfg.HistorySize,
+		"WS": dialAddr(s.WSAddr(), r.Host), "Path": s.cfg.WSPath, "TCP": dialAddr(s.TCPAddr(), r.Host),
+		"Loops": s.cfg.Loops, "Topics": s.engine.Topics(), "History": s.cfg.HistorySize,
 	})
+}
+
+// dialAddr turns a bound listen address into one a client can dial: a
+// wildcard host (empty, 0.0.0.0, ::) becomes the host name the client
+// reached the status page by (reqHost, an HTTP Host header), with the
+// listener's port; a specific host is kept.
+func dialAddr(bound, reqHost string) string {
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	if host != "" {
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.IsUnspecified() {
+			return bound
+		}
+	}
+	name := (&url.URL{Host: reqHost}).Hostname()
+	if name == "" {
+		name = "localhost"
+	}
+	return net.JoinHostPort(name, port)
 }

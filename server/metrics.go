@@ -34,6 +34,7 @@ type metrics struct {
 	byOp    map[string]prometheus.Counter
 	byError map[int]prometheus.Counter
 	byClose map[int]prometheus.Counter
+	byKind  [2]prometheus.Gauge // tickfan_connections by connKind
 }
 
 // Labels resolved up front (PROTOCOL.md ops, error and close codes).
@@ -41,6 +42,8 @@ var (
 	protocolOps    = []string{"sub", "unsub", "pull", "pub", "ping", "auth", "refresh", "other"}
 	protocolErrors = []int{400, 401, 403, 404, 409, 410, 413, 429, 500, 503}
 	protocolCloses = []int{1000, 1002, 1007, 1009, 4000, 4001, 4002, 4003, 4004, 4005, 4006, 4007}
+	// Limits a connection is refused for (admit, ipLimits.admit).
+	rejectReasons = []string{"max_conns", "per_ip", "ip_rate"}
 )
 
 func newMetrics(s *Server) *metrics {
@@ -93,6 +96,14 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.byError = resolve(m.errorsByCode, protocolErrors)
 	m.byClose = resolve(m.closesByCode, protocolCloses)
+	// Every series of a known label set exists at 0 from the start, so a
+	// query or an alert on it has a value before the first event.
+	for _, k := range []connKind{kindWS, kindTCP} {
+		m.byKind[k] = m.connections.WithLabelValues(k.String())
+	}
+	for _, r := range rejectReasons {
+		m.rejectedConns.WithLabelValues(r)
+	}
 	sum := func(get func(l *loop) uint64) func() float64 {
 		return func() float64 {
 			var n uint64
@@ -124,9 +135,7 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
-func (m *metrics) conns(k connKind) prometheus.Gauge {
-	return m.connections.WithLabelValues(k.String())
-}
+func (m *metrics) conns(k connKind) prometheus.Gauge { return m.byKind[k] }
 
 // resolve makes the counter of each code ahead of use.
 func resolve(vec *prometheus.CounterVec, codes []int) map[int]prometheus.Counter {

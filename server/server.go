@@ -36,6 +36,7 @@ type Server struct {
 	reactor reactor
 	httpLn  net.Listener
 	httpSrv *http.Server
+	debug   *debugListener // nil unless Config.DebugAddr is set
 
 	draining  atomic.Bool
 	stopOnce  sync.Once
@@ -136,14 +137,19 @@ func (s *Server) Publish(ctx context.Context, reqs []topic.PublishRequest) ([]to
 // Start binds every listener and starts serving. It returns once the
 // listeners are bound, or with the error that prevented it.
 func (s *Server) Start() error {
+	if err := s.startDebug(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
+		_ = s.closeDebug()
 		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPAddr, err)
 	}
 	s.httpLn = ln
 	s.reactor = newReactor(s)
 	if err := s.reactor.start(&s.reactorWG); err != nil {
 		_ = ln.Close()
+		_ = s.closeDebug()
 		return err
 	}
 	s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -226,6 +232,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.httpSrv != nil {
 			err = errors.Join(err, s.httpSrv.Shutdown(ctx))
 		}
+		err = errors.Join(err, s.closeDebug())
 		if s.reactor != nil {
 			err = errors.Join(err, s.reactor.stop(ctx))
 		}
