@@ -25,6 +25,11 @@ type transport interface {
 	Write(b []byte) (int, error)
 	// OutboundBuffered is the size of that write buffer, in bytes.
 	OutboundBuffered() int
+	// CloseWrite shuts the socket's write side once the reactor's write
+	// buffer is empty: the client reads what was written, then end of
+	// stream, while the connection goes on reading (see conn.shutdown).
+	CloseWrite() error
+	// Close closes the socket now.
 	Close() error
 }
 
@@ -80,10 +85,11 @@ type conn struct {
 	dirty   bool // in l.dirty: write out at the end of this loop turn
 	blocked bool // in l.blocked: out waits for the socket to drain
 	closing bool // close once out is written
-	// draining: told {"op":"close","code":4007} (and over WebSocket sent a
-	// close frame, after which RFC 6455 allows no data frame): nothing more
-	// is pushed.
-	draining bool
+	// lingering: the close has begun (nextPing is now its deadline);
+	// shut: the write side is shut and input is read and dropped until
+	// the client closes its side or the deadline passes.
+	lingering bool
+	shut      bool
 	reject   uint16 // a close code to send once the WebSocket upgrade is done
 
 	// claims of the client's token, nil while anonymous; tokenExp is its
@@ -102,13 +108,18 @@ type conn struct {
 	rare *connRare // what few connections need, allocated on first use
 
 	// Deadlines, on the wheel's coarse clock (unix ns): one wheel timer
-	// stands for the nearest of them.
+	// stands for the nearest of them. A closing connection sends no ping,
+	// so nextPing is then the deadline of its close.
 	timer     wheel.Timer
 	opened    int64
 	lastSeen  int64
 	nextPing  int64
 	slowSince int64
 }
+
+// closeLinger bounds a close: the time the last bytes (op close, a close
+// frame) have to leave and the client then has to close its side.
+const closeLinger = 2 * time.Second
 
 // connRare is the state of a connection that few connections need: a
 // fragmented message being assembled, commands waiting for a slow token
@@ -289,19 +300,10 @@ func (c *conn) readWS(buf []byte) int {
 		c.push(codec.AppendWSFrame(nil, ws.OpPong, fr.Payload))
 	case ws.OpPong:
 	case ws.OpClose:
-		c.onClose(fr.Payload)
+		c.wsCloseReply(fr.Payload)
 		return len(buf)
 	}
 	return n
-}
-
-// onClose handles the client's close frame.
-func (c *conn) onClose(payload []byte) {
-	if c.draining { // our close frame went first: this is its answer
-		c.closeAfterFlush()
-		return
-	}
-	c.wsCloseReply(payload)
 }
 
 // message handles one whole WebSocket data message.
@@ -402,7 +404,7 @@ func (c *conn) markDirty() {
 // reported with reset, before anything after it is sent. A conflated topic
 // keeps only its newest unsent publication.
 func (c *conn) deliver(s *subscription, p *topic.Publication) bool {
-	if c.closing || c.draining || s.paused || p.Epoch == s.epoch && p.Seq <= s.last {
+	if c.closing || s.paused || p.Epoch == s.epoch && p.Seq <= s.last {
 		return false
 	}
 	if p.Epoch != s.epoch || p.Seq != s.last+1 && !s.conflate {
@@ -495,7 +497,7 @@ func (c *conn) flush() int {
 		c.out.frames = nil // nothing is pushed to it: keep no room
 	}
 	if c.closing {
-		_ = c.t.Close()
+		c.shutdown()
 		return n
 	}
 	if c.slow || c.paused > 0 || n > c.l.srv.cfg.OutboxBytes/4 {
@@ -506,6 +508,31 @@ func (c *conn) flush() int {
 		}
 	}
 	return n
+}
+
+// shutdown ends a closing connection as PROTOCOL.md asks. Once the
+// reactor has written the last bytes it shuts the write side, so the client
+// reads them and then a clean end of stream; what the client still sends
+// is read and dropped (onData), and the reactor closes the connection when
+// the client closes its side, or onTimer does closeLinger after the close
+// began. Closing at once with unread input would make the kernel answer
+// with a reset, and the client's stack would drop the close unread.
+func (c *conn) shutdown() {
+	if !c.lingering {
+		now := c.l.srv.wheel.NowNano()
+		c.lingering = true
+		c.nextPing = now + int64(closeLinger)
+		c.armTimer(now)
+	}
+	switch {
+	case c.shut:
+	case c.t.OutboundBuffered() > 0:
+		c.block() // poll marks it dirty once the socket has taken the rest
+	case c.t.CloseWrite() != nil:
+		_ = c.t.Close()
+	default:
+		c.shut = true
+	}
 }
 
 // block puts the connection on the loop's poll list.
@@ -526,6 +553,9 @@ const coalesceMax = 256 << 10
 // at a time.
 func (c *conn) writeOut() int {
 	frames := c.out.frames
+	if len(frames) == 0 {
+		return 0
+	}
 	for i := range frames {
 		if f := &frames[i]; f.sub != nil {
 			f.sub.written = f.seq
@@ -567,6 +597,9 @@ func (c *conn) writeOut() int {
 // under the low mark. Paused topics continue from history only then, a
 // chunk at a time, so a client that reads slowly is fed at its own pace.
 func (c *conn) checkMarks(buffered int) {
+	if c.closing {
+		return // nothing more is pushed: no lag, no resume
+	}
 	cfg := &c.l.srv.cfg
 	queued := c.out.bytes + buffered
 	frames := len(c.out.frames)
@@ -625,7 +658,9 @@ func (c *conn) armTimer(now int64) {
 	}
 	cfg := &c.l.srv.cfg
 	var next int64
-	if c.state == stHandshake {
+	if c.lingering {
+		next = c.nextPing
+	} else if c.state == stHandshake {
 		next = c.opened + int64(cfg.HandshakeTimeout)
 	} else {
 		next = min(c.nextPing, c.lastSeen+int64(cfg.IdleTimeout))
@@ -642,11 +677,19 @@ func (c *conn) armTimer(now int64) {
 // onTimer runs on the loop when the connection's wheel timer fired: it
 // closes on a passed deadline, sends a heartbeat when due, and re-arms.
 func (c *conn) onTimer() {
-	if c.state == stClosed || c.closing {
+	if c.state == stClosed {
 		return
 	}
 	cfg := &c.l.srv.cfg
 	now := c.l.srv.wheel.NowNano()
+	if c.closing {
+		if c.lingering && now >= c.nextPing {
+			_ = c.t.Close() // the client had its time to read and go
+		} else if c.lingering {
+			c.armTimer(now)
+		}
+		return
+	}
 	switch {
 	case c.state == stHandshake:
 		if now-c.opened >= int64(cfg.HandshakeTimeout) {
@@ -740,8 +783,9 @@ func (c *conn) dropSub(s *subscription) {
 }
 
 // drainNotice tells the client the server drains: {"op":"close","code":4007}
-// (over WebSocket also a close frame, so a client library reports it). The
-// connection stays until the client goes or Drain's timeout closes it.
+// (over WebSocket also a close frame, so a client library reports it), and
+// closes the connection as any close: once those bytes are read or
+// closeLinger has passed.
 func (c *conn) drainNotice() {
 	if c.state != stOpen || c.closing {
 		if c.state == stHandshake {
@@ -751,9 +795,9 @@ func (c *conn) drainNotice() {
 		return
 	}
 	c.l.srv.metrics.closes(CloseServerDraining).Inc()
-	c.draining = true
 	c.push(codec.AppendClose(nil, c.format, CloseServerDraining, "server draining"))
 	if c.kind == kindWS {
 		c.push(codec.AppendWSClose(nil, CloseServerDraining, "server draining"))
 	}
+	c.closeAfterFlush()
 }

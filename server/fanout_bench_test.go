@@ -30,7 +30,8 @@ func (d *discardTransport) Write(b []byte) (int, error) {
 
 func (d *discardTransport) OutboundBuffered() int { return 0 }
 
-func (d *discardTransport) Close() error { return nil }
+func (d *discardTransport) Close() error      { return nil }
+func (d *discardTransport) CloseWrite() error { return nil }
 
 // benchServer is a server with one loop and subs subscribers of topic "bench",
 // without listeners: the loop is driven by hand.

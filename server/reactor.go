@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // Engines: the reactors a server can run on (Config.Engine).
@@ -43,6 +45,11 @@ func newReactor(s *Server) reactor {
 	}
 	return newGnetReactor(s)
 }
+
+// closeWrite shuts the write side of a gnet connection's socket (gnet has
+// no call for it; the descriptor is the connection's own, and this runs on
+// its loop).
+func closeWrite(fd int) error { return unix.Shutdown(fd, unix.SHUT_WR) }
 
 // openConn sets up a connection a reactor accepted on loop l, and applies
 // the connection limits. A WebSocket connection starts in its handshake.

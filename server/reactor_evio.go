@@ -306,6 +306,15 @@ func (e *evioConn) Write(b []byte) (int, error) { return e.Writev([][]byte{b}) }
 
 func (e *evioConn) OutboundBuffered() int { return len(e.pend) + len(*e.held) }
 
+// CloseWrite shuts the socket's write side; nothing is pending (conn.shutdown
+// waits for that), and evio goes on reading until the client closes.
+func (e *evioConn) CloseWrite() error {
+	if e.gone || e.closeReq {
+		return net.ErrClosed
+	}
+	return closeWrite(e.fd)
+}
+
 // Close asks evio to write what is pending and close.
 func (e *evioConn) Close() error {
 	if !e.closeReq && !e.gone {

@@ -44,6 +44,9 @@ func (r *gnetReactor) start(wg *sync.WaitGroup) error {
 			gnet.WithMulticore(true),
 			gnet.WithNumEventLoop(cfg.Loops),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			// A restart binds at once although connections of the old
+			// process linger in TIME_WAIT.
+			gnet.WithReuseAddr(true),
 			gnet.WithLogger(gnetLogger{r.srv}),
 			gnet.WithLogLevel(logging.WarnLevel),
 		)
@@ -136,7 +139,7 @@ func (r *gnetReactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if localPort(gc) == r.tcpAddr.(*net.TCPAddr).Port {
 		kind = kindTCP
 	}
-	c := r.srv.openConn(gc, r.pair(gc.EventLoop()), kind, gc.RemoteAddr())
+	c := r.srv.openConn(gnetConn{gc}, r.pair(gc.EventLoop()), kind, gc.RemoteAddr())
 	gc.SetContext(c)
 	return nil, gnet.None
 }
@@ -176,6 +179,13 @@ func (r *gnetReactor) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	}
 	return gnet.None
 }
+
+// gnetConn is a connection's transport on gnet.
+type gnetConn struct{ gnet.Conn }
+
+// CloseWrite shuts the socket's write side; gnet's write buffer is empty
+// (conn.shutdown waits for that), so nothing of ours is cut off.
+func (g gnetConn) CloseWrite() error { return closeWrite(g.Fd()) }
 
 // gnetLogger sends gnet's own logs to the server's logger.
 type gnetLogger struct{ s *Server }

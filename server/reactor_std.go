@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -258,8 +259,14 @@ func (r *stdReactor) serve(t *stdTransport, kind connKind, opened func(*conn)) {
 	} else {
 		r.readTCP(t, c, ack)
 	}
-	close(t.readDone)
+	// The reader stopped: the client closed, the close's time ran out, or
+	// (WebSocket) gorilla refused a frame and sent its close itself. What
+	// the client still sends is read and dropped until it closes its side,
+	// within the read deadline Close sets, so that closing with unread
+	// input does not reset the connection under the client's last reads.
 	_ = t.Close()
+	_, _ = io.Copy(io.Discard, t.nc)
+	close(t.readDone)
 	<-t.done
 }
 
@@ -275,11 +282,12 @@ func (r *stdReactor) readWS(t *stdTransport, c *conn, ack chan struct{}) {
 					return
 				}
 				c.lastSeen = r.srv.wheel.NowNano()
-				switch op {
-				case ws.OpPing:
+				switch {
+				case c.closing: // the close has begun: input is dropped
+				case op == ws.OpPing:
 					c.push(codec.AppendWSFrame(nil, ws.OpPong, []byte(data)))
-				case ws.OpClose:
-					c.onClose([]byte(data))
+				case op == ws.OpClose:
+					c.wsCloseReply([]byte(data))
 				}
 				l.flush()
 			})
@@ -363,9 +371,6 @@ type stdTransport struct {
 	closing bool
 }
 
-// closeGrace is how long a closing connection's last bytes may take, and
-// how long the client then has to close its side.
-const closeGrace = 2 * time.Second
 
 func newStdTransport(nc net.Conn, wc *websocket.Conn) *stdTransport {
 	return &stdTransport{nc: nc, ws: wc, wake: make(chan struct{}, 1),
@@ -393,19 +398,27 @@ func (t *stdTransport) Write(b []byte) (int, error) { return t.Writev([][]byte{b
 
 func (t *stdTransport) OutboundBuffered() int { return int(t.buffered.Load()) }
 
-// Close writes what is queued (within closeGrace) and closes the socket.
+// Close writes what is queued, shuts the write side and closes the socket
+// once the client has closed its side, all within closeLinger: the
+// writer and the reader do the steps conn.shutdown does on the other
+// engines.
 func (t *stdTransport) Close() error {
 	t.mu.Lock()
 	first := !t.closing
 	t.closing = true
 	t.mu.Unlock()
 	if first {
-		_ = t.nc.SetWriteDeadline(time.Now().Add(closeGrace))
-		_ = t.nc.SetReadDeadline(time.Now().Add(2 * closeGrace))
+		deadline := time.Now().Add(closeLinger)
+		_ = t.nc.SetWriteDeadline(deadline)
+		_ = t.nc.SetReadDeadline(deadline)
 		t.signal()
 	}
 	return nil
 }
+
+// CloseWrite is Close: the writer shuts the write side once it has written
+// what is queued.
+func (t *stdTransport) CloseWrite() error { return t.Close() }
 
 func (t *stdTransport) signal() {
 	select {
@@ -470,7 +483,7 @@ func (t *stdTransport) write(buf []byte) error {
 		buf = rest
 		var err error
 		if op.IsControl() {
-			err = t.ws.WriteControl(int(op), payload, time.Now().Add(closeGrace))
+			err = t.ws.WriteControl(int(op), payload, time.Now().Add(closeLinger))
 		} else {
 			err = t.ws.WriteMessage(int(op), payload)
 		}

@@ -18,6 +18,7 @@ type socket struct {
 	buffered int
 	stalled  bool
 	closed   bool
+	shut     bool // write side shut
 }
 
 func (s *socket) Writev(bs [][]byte) (int, error) {
@@ -36,6 +37,7 @@ func (s *socket) Write(b []byte) (int, error) { return s.Writev([][]byte{b}) }
 
 func (s *socket) OutboundBuffered() int { return s.buffered }
 func (s *socket) Close() error          { s.closed = true; return nil }
+func (s *socket) CloseWrite() error     { s.shut = true; return nil }
 
 // messages decodes the server frames written so far (WebSocket, JSON).
 func (s *socket) messages(t *testing.T) []map[string]any {
@@ -218,12 +220,28 @@ func TestSlowClientClosedAfterTimeout(t *testing.T) {
 	c.slowSince -= int64(srv.cfg.SlowTimeout) // as if the timeout had passed
 	c.onTimer()
 	l.flush()
-	if !sock.closed {
+	if !c.closing {
 		t.Fatal("slow client not closed after the slow timeout")
 	}
 	msgs := sock.messages(t)
 	if last := msgs[len(msgs)-1]; last["op"] != "close" || last["code"].(float64) != CloseSlowClient {
 		t.Fatalf("last message %v, want op close 4005", last)
+	}
+	// The close waits for the socket to take the bytes before it: shutting
+	// the write side or closing now would cut off the op close.
+	if sock.shut || sock.closed {
+		t.Fatalf("write side shut %v, closed %v while the socket still holds bytes", sock.shut, sock.closed)
+	}
+	sock.stalled, sock.buffered = false, 0 // the client read it all
+	l.poll()
+	l.flush()
+	if !sock.shut || sock.closed {
+		t.Fatalf("after the socket drained: write side shut %v (want true), closed %v (want false: the client closes first)", sock.shut, sock.closed)
+	}
+	c.nextPing -= int64(closeLinger) // the client never closed its side
+	c.onTimer()
+	if !sock.closed {
+		t.Fatal("not closed once the close's linger passed")
 	}
 }
 
