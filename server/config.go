@@ -3,7 +3,11 @@ package server
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"runtime"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -176,6 +180,89 @@ func (cfg Config) withDefaults() Config {
 		cfg.Logger = slog.Default()
 	}
 	return cfg
+}
+
+// validate checks what withDefaults leaves as given: addresses, the
+// WebSocket path, counts whose zero is meaningful or that only zero maps to
+// a default, the engine, pattern lists, origins and the token keys. Its
+// messages name the tickfan serve flag of the field, so that an operator
+// can find it; a library user finds the field by the flag's name.
+func (cfg Config) validate() error {
+	for _, a := range []struct{ flag, addr string }{
+		{"--ws-addr", cfg.WSAddr}, {"--tcp-addr", cfg.TCPAddr}, {"--http-addr", cfg.HTTPAddr}, {"--debug-addr", cfg.DebugAddr},
+	} {
+		if a.flag == "--debug-addr" && a.addr == "" {
+			continue // off
+		}
+		if err := checkAddr(a.addr); err != nil {
+			return fmt.Errorf("%s %q: %v", a.flag, a.addr, err)
+		}
+	}
+	if !strings.HasPrefix(cfg.WSPath, "/") || strings.ContainsAny(cfg.WSPath, "?# \t") {
+		return fmt.Errorf("--ws-path %q: must start with / and hold no space, ? or #, e.g. /ws", cfg.WSPath)
+	}
+	if cfg.HistorySize < 1 {
+		return fmt.Errorf("--history-size %d: must be at least 1", cfg.HistorySize)
+	}
+	for _, n := range []struct {
+		flag string
+		v    int
+		zero string
+	}{
+		{"--max-conns-per-ip", cfg.MaxConnsPerIP, "no limit"},
+		{"--conn-rate-per-ip", cfg.ConnRatePerIP, "no limit"},
+		{"--pub-rate", cfg.PubRate, "no limit"},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("%s %d: must be 0 (%s) or more", n.flag, n.v, n.zero)
+		}
+	}
+	if !slices.Contains(Engines, cfg.Engine) {
+		return fmt.Errorf("--engine %q: want one of %s", cfg.Engine, strings.Join(Engines, ", "))
+	}
+	if _, err := patterns("--conflate", cfg.Conflate); err != nil {
+		return err
+	}
+	if cfg.AnonymousPub != "" {
+		if _, err := patterns("--anonymous-pub", cfg.AnonymousPub); err != nil {
+			return err
+		}
+	}
+	for _, o := range strings.Split(cfg.AllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" && !isOrigin(o) {
+			return fmt.Errorf("--allowed-origins %q: not an origin; want scheme://host[:port] as browsers send it, e.g. https://app.example.com (empty allows any)", o)
+		}
+	}
+	if cfg.JWTKeyFile != "" && (cfg.JWTSecret != "" || cfg.JWTSecretFile != "") {
+		return fmt.Errorf("--jwt-key and --jwt-secret (or --jwt-secret-file): set one, not both")
+	}
+	return nil
+}
+
+// checkAddr checks a listen address is host:port with a usable port.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port, e.g. :8080 or 127.0.0.1:8080")
+	}
+	if port == "" {
+		return fmt.Errorf("no port; want host:port, e.g. 127.0.0.1:8080 (port 0 picks a free one)")
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q: want 0 to 65535", port)
+	}
+	return nil
+}
+
+// isOrigin reports whether o has the form of a browser's Origin header:
+// scheme://host[:port] with nothing after it, or "null".
+func isOrigin(o string) bool {
+	if o == "null" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Scheme != "" && u.Host != "" && u.User == nil &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery
 }
 
 // fileLimit is the soft limit on open files, or 1024 if unknown.

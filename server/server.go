@@ -46,6 +46,9 @@ type Server struct {
 // New builds a server with the in-memory broker. Nothing listens until Start.
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	if !slices.Contains(Engines, cfg.Engine) {
 		return nil, fmt.Errorf("engine %q: want one of %s", cfg.Engine, strings.Join(Engines, ", "))
 	}
