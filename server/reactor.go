@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 
@@ -44,6 +45,16 @@ func newReactor(s *Server) reactor {
 		return newStdReactor(s)
 	}
 	return newGnetReactor(s)
+}
+
+// checkListen reports, naming the address, why a listener could not bind
+// there; gnet and evio report a failed bind without the address.
+func checkListen(what, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s listener: %w", what, err)
+	}
+	return ln.Close()
 }
 
 // closeWrite shuts the write side of a gnet connection's socket (gnet has

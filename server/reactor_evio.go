@@ -122,7 +122,12 @@ func (r *evioReactor) start(wg *sync.WaitGroup) error {
 		if err == nil {
 			err = errors.New("stopped at start")
 		}
-		return fmt.Errorf("reactor: evio: %w", err)
+		for _, a := range [][2]string{{"websocket", cfg.WSAddr}, {"tcp", cfg.TCPAddr}} {
+			if lerr := checkListen(a[0], a[1]); lerr != nil {
+				return fmt.Errorf("reactor: %w", lerr)
+			}
+		}
+		return fmt.Errorf("reactor: evio: listen on %s and %s: %w", cfg.WSAddr, cfg.TCPAddr, err)
 	}
 }
 

@@ -55,7 +55,12 @@ func (r *gnetReactor) start(wg *sync.WaitGroup) error {
 	case <-r.booted:
 		return nil
 	case err := <-errc:
-		return fmt.Errorf("reactor: %w", err)
+		for _, a := range [][2]string{{"websocket", cfg.WSAddr}, {"tcp", cfg.TCPAddr}} {
+			if lerr := checkListen(a[0], a[1]); lerr != nil {
+				return fmt.Errorf("reactor: %w", lerr)
+			}
+		}
+		return fmt.Errorf("reactor: listen on %s and %s: %w", cfg.WSAddr, cfg.TCPAddr, err)
 	}
 }
 

@@ -64,12 +64,12 @@ func (r *stdReactor) start(wg *sync.WaitGroup) error {
 	cfg := r.srv.cfg
 	wsLn, err := net.Listen("tcp", cfg.WSAddr)
 	if err != nil {
-		return fmt.Errorf("reactor: websocket listen %s: %w", cfg.WSAddr, err)
+		return fmt.Errorf("reactor: websocket listener: %w", err)
 	}
 	tcpLn, err := net.Listen("tcp", cfg.TCPAddr)
 	if err != nil {
 		_ = wsLn.Close()
-		return fmt.Errorf("reactor: tcp listen %s: %w", cfg.TCPAddr, err)
+		return fmt.Errorf("reactor: tcp listener: %w", err)
 	}
 	r.wsLn, r.tcpLn = drainingListener{wsLn, r.srv}, drainingListener{tcpLn, r.srv}
 	for _, l := range r.srv.loops {
