@@ -201,7 +201,9 @@ func writeErr(w http.ResponseWriter, code int, msg string) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // messages such as "apikey <key>" read as written
+	_ = enc.Encode(v)
 }
 
 var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
