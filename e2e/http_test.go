@@ -167,7 +167,7 @@ func TestHTTPBatchTooLarge(t *testing.T) {
 func TestHTTPEndpoints(t *testing.T) {
 	t.Parallel()
 	n := start(t)
-	for _, path := range []string{"/healthz", "/readyz", "/debug/pprof/", "/metrics"} {
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 		r, err := n.get(path)
 		if err != nil {
 			t.Fatal(err)

@@ -90,7 +90,7 @@ type conn struct {
 	// the client closes its side or the deadline passes.
 	lingering bool
 	shut      bool
-	reject   uint16 // a close code to send once the WebSocket upgrade is done
+	reject    uint16 // a close code to send once the WebSocket upgrade is done
 
 	// claims of the client's token, nil while anonymous; tokenExp is its
 	// expiry on the wheel's clock. While a slow token check runs off the
@@ -127,7 +127,8 @@ const closeLinger = 2 * time.Second
 type connRare struct {
 	frag    []byte // a fragmented WebSocket message being assembled
 	fragOp  ws.OpCode
-	waiting [][]byte // commands that came while a token was checked
+	waiting [][]byte  // commands that came while a token was checked
+	pubs    cmdBucket // --pub-rate of a producer's pubs
 }
 
 func (c *conn) rareState() *connRare {

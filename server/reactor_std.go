@@ -371,7 +371,6 @@ type stdTransport struct {
 	closing bool
 }
 
-
 func newStdTransport(nc net.Conn, wc *websocket.Conn) *stdTransport {
 	return &stdTransport{nc: nc, ws: wc, wake: make(chan struct{}, 1),
 		readDone: make(chan struct{}), done: make(chan struct{})}

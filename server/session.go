@@ -14,6 +14,9 @@ import (
 // order, each before any publication its command causes.
 func (c *conn) handle(body []byte) {
 	cmd := &c.l.cmd
+	if c.claims != nil && len(c.claims.Pub) > 0 && !c.authPending && c.producerPub(body) {
+		return
+	}
 	if rate := c.l.srv.cfg.CmdRate; !c.cmds.take(rate, c.l.srv.wheel.NowNano()) {
 		if int(c.cmds.refused) > rate {
 			c.closeWith(CloseBadRequest, "command rate abuse")
@@ -24,6 +27,24 @@ func (c *conn) handle(body []byte) {
 		return
 	}
 	c.exec(body)
+}
+
+// producerPub executes body if it is a pub that the connection's token
+// grants, and reports whether it was one. Producers are trusted and fast:
+// such a pub never counts against --cmd-rate, only against --pub-rate when
+// the operator set one. Anything else is left to the command rate limit.
+func (c *conn) producerPub(body []byte) bool {
+	cmd := &c.l.cmd
+	if codec.Decode(c.format, body, cmd) != nil || cmd.Op != "pub" || !CanPublish(c.claims, cmd.Topic) {
+		return false
+	}
+	if rate := c.l.srv.cfg.PubRate; rate > 0 && !c.rareState().pubs.take(rate, c.l.srv.wheel.NowNano()) {
+		c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("too many publications: at most %d per second (--pub-rate)", rate))
+		return true
+	}
+	c.l.srv.metrics.commands(cmd.Op).Inc()
+	c.cmdPub(cmd)
+	return true
 }
 
 // exec decodes and executes one message that passed the rate limit.
