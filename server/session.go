@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tickfan/tickfan/codec"
@@ -191,53 +192,98 @@ func (c *conn) checkTopic(cmd *codec.Command, name string) bool {
 	return true
 }
 
+// smallList is the length up to which a list is searched pairwise; a
+// longer one gets a map, so a command costs O(its size).
+const smallList = 8
+
+// heldSubs indexes a connection's subscriptions by topic for one command;
+// nil stands for a search of c.subs (few subscriptions or few names).
+type heldSubs map[string]*subscription
+
+// heldIndex returns the index a command naming n topics should use.
+func (c *conn) heldIndex(n int) heldSubs {
+	if n <= smallList || len(c.subs) <= smallList {
+		return nil
+	}
+	held := make(heldSubs, len(c.subs))
+	for _, s := range c.subs {
+		held[s.topic] = s
+	}
+	return held
+}
+
+func (h heldSubs) get(c *conn, name string) *subscription {
+	if h == nil {
+		return c.sub(name)
+	}
+	return h[name]
+}
+
+// twice reports whether name is among earlier (the names before it),
+// with the map named when the list is long (it adds name to it).
+func twice(named map[string]struct{}, earlier []string, name string) bool {
+	if named == nil {
+		return slices.Contains(earlier, name)
+	}
+	if _, dup := named[name]; dup {
+		return true
+	}
+	named[name] = struct{}{}
+	return false
+}
+
 func (c *conn) cmdSub(cmd *codec.Command) {
 	if len(cmd.Topics) == 0 {
 		c.replyErr(cmd, codec.CodeBadRequest, "sub needs topics")
 		return
 	}
+	// Counts before per-topic work: every check below is O(topics named).
+	limit := c.l.srv.cfg.MaxSubs
+	if len(cmd.Topics) > limit {
+		c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("at most %d topics per connection", limit))
+		return
+	}
+	held := c.heldIndex(len(cmd.Topics))
+	var named map[string]struct{}
+	if len(cmd.Topics) > smallList {
+		named = make(map[string]struct{}, len(cmd.Topics))
+	}
+	fresh := 0
 	for i, name := range cmd.Topics {
 		if !c.checkTopic(cmd, name) {
 			return
 		}
-		for _, prev := range cmd.Topics[:i] {
-			if prev == name {
-				c.replyErr(cmd, codec.CodeBadRequest, "topic "+name+" named twice")
-				return
-			}
+		if twice(named, cmd.Topics[:i], name) {
+			c.replyErr(cmd, codec.CodeBadRequest, "topic "+name+" named twice")
+			return
 		}
-		if c.sub(name) != nil {
-			if _, resync := cmd.Since[name]; !resync {
-				c.replyErr(cmd, codec.CodeAlreadySubscribed, "already subscribed to "+name)
-				return
-			}
-		}
-	}
-	fresh := 0
-	for _, name := range cmd.Topics {
-		if c.sub(name) == nil {
+		if held.get(c, name) == nil {
 			fresh++
+		} else if _, resync := cmd.Since[name]; !resync {
+			c.replyErr(cmd, codec.CodeAlreadySubscribed, "already subscribed to "+name)
+			return
 		}
 	}
-	if limit := c.l.srv.cfg.MaxSubs; len(c.subs)+fresh > limit {
+	if len(c.subs)+fresh > limit {
 		c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("at most %d topics per connection", limit))
 		return
 	}
 	engine := c.l.srv.engine
 	results := make([]codec.SubResult, len(cmd.Topics))
 	catchups := make([]topic.Catchup, len(cmd.Topics))
+	subs := make([]*subscription, len(cmd.Topics))
 	for i, name := range cmd.Topics {
 		var since *topic.Position
 		if p, ok := cmd.Since[name]; ok {
 			since = &p
 		}
-		if old := c.sub(name); old != nil {
+		if old := held.get(c, name); old != nil {
 			c.dropSub(old) // a sub with since on a held topic starts it over
 		}
 		cu, err := engine.Subscribe(name, c.l.id, since)
 		if err != nil {
-			for _, done := range cmd.Topics[:i] {
-				c.dropSub(c.sub(done))
+			for _, done := range subs[:i] {
+				c.dropSub(done)
 			}
 			code := codec.CodeInternal
 			if errors.Is(err, topic.ErrTooManyTopics) {
@@ -246,13 +292,14 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 			c.replyErr(cmd, code, err.Error())
 			return
 		}
-		c.addSub(c.newSub(name, cu))
+		subs[i] = c.newSub(name, cu)
+		c.addSub(subs[i])
 		results[i] = codec.SubResult{Topic: name, Epoch: cu.Pos.Epoch, Seq: cu.Pos.Seq, Rec: cu.Recovered}
 		catchups[i] = cu
 	}
 	c.push(codec.AppendSubReply(nil, c.format, cmd.ID, cmd.HasID, results))
 	for i, cu := range catchups {
-		c.sendCatchup(c.sub(cmd.Topics[i]), cu)
+		c.sendCatchup(subs[i], cu)
 		if cu.Recovered {
 			c.l.srv.metrics.recovered.Inc()
 		}
@@ -264,15 +311,21 @@ func (c *conn) cmdUnsub(cmd *codec.Command) {
 		c.replyErr(cmd, codec.CodeBadRequest, "unsub needs topics")
 		return
 	}
+	if limit := c.l.srv.cfg.MaxSubs; len(cmd.Topics) > limit {
+		c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("at most %d topics per connection", limit))
+		return
+	}
 	for _, name := range cmd.Topics {
 		if err := topic.ValidName(name); err != nil {
 			c.replyErr(cmd, codec.CodeBadRequest, err.Error())
 			return
 		}
 	}
+	held := c.heldIndex(len(cmd.Topics))
 	for _, name := range cmd.Topics {
-		if s := c.sub(name); s != nil {
+		if s := held.get(c, name); s != nil {
 			c.dropSub(s)
+			delete(held, name)
 		}
 	}
 	c.push(codec.AppendEmptyReply(nil, c.format, cmd.ID, cmd.HasID))
