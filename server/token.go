@@ -124,12 +124,40 @@ func (v *Verifier) Slow() bool {
 }
 
 // wireClaims is the token payload as sent. topics and pub stay raw so that a
-// wrong type gets its own error rather than a generic decode failure.
+// wrong type gets its own error rather than a generic decode failure. The
+// time claims shadow RegisteredClaims' own, which take a number written as
+// a string; RFC 7519 4.1.4 says NumericDate, a JSON number.
 type wireClaims struct {
 	jwt.RegisteredClaims
+	Exp    *numericDate    `json:"exp,omitempty"`
+	Nbf    *numericDate    `json:"nbf,omitempty"`
+	Iat    *numericDate    `json:"iat,omitempty"`
 	Topics json.RawMessage `json:"topics,omitempty"`
 	Pub    json.RawMessage `json:"pub,omitempty"`
 }
+
+// numericDate is a JWT NumericDate that must be a JSON number.
+type numericDate struct{ jwt.NumericDate }
+
+var errNotNumericDate = errors.New("a time claim must be a number of seconds")
+
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return errNotNumericDate
+	}
+	return d.NumericDate.UnmarshalJSON(b)
+}
+
+func date(d *numericDate) (*jwt.NumericDate, error) {
+	if d == nil {
+		return nil, nil
+	}
+	return &d.NumericDate, nil
+}
+
+func (w *wireClaims) GetExpirationTime() (*jwt.NumericDate, error) { return date(w.Exp) }
+func (w *wireClaims) GetNotBefore() (*jwt.NumericDate, error)      { return date(w.Nbf) }
+func (w *wireClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return date(w.Iat) }
 
 // Verify checks token's signature against the configured key and its claims
 // at time now (no leeway: the server's clock decides, clients refresh early).
@@ -165,7 +193,7 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 	if wc.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: missing sub", ErrBadToken)
 	}
-	c := Claims{Sub: wc.Subject, Exp: wc.ExpiresAt.Time}
+	c := Claims{Sub: wc.Subject, Exp: wc.Exp.Time}
 	if c.Topics, err = parsePatternClaim("topics", wc.Topics); err != nil {
 		return Claims{}, err
 	}
@@ -182,6 +210,8 @@ func (v *Verifier) refusal(t *jwt.Token, err error) string {
 	case t != nil && t.Method != nil && t.Method.Alg() != v.alg:
 		// t.Method is only set for an algorithm jwt knows, so this is short.
 		return fmt.Sprintf("algorithm %s not accepted, want %s", t.Method.Alg(), v.alg)
+	case errors.Is(err, errNotNumericDate):
+		return "exp, nbf and iat must be numbers (RFC 7519 NumericDate)"
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "malformed"
 	case errors.Is(err, jwt.ErrTokenUnverifiable):

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -271,7 +272,10 @@ func TestVerifyRefused(t *testing.T) {
 		{"missing sub", hs, hsTok(func(c jwt.MapClaims) { delete(c, "sub") }), "missing sub"},
 		{"empty sub", hs, hsTok(func(c jwt.MapClaims) { c["sub"] = "" }), "missing sub"},
 		{"numeric sub", hs, hsTok(func(c jwt.MapClaims) { c["sub"] = 42 }), "malformed"},
-		{"exp not a number", hs, hsTok(func(c jwt.MapClaims) { c["exp"] = "tomorrow" }), "malformed"},
+		{"exp not a number", hs, hsTok(func(c jwt.MapClaims) { c["exp"] = "tomorrow" }), "must be numbers"},
+		{"exp a number in a string", hs, hsTok(func(c jwt.MapClaims) { c["exp"] = strconv.FormatInt(tokenNow.Unix()+3600, 10) }), "must be numbers"},
+		{"nbf a number in a string", hs, hsTok(func(c jwt.MapClaims) { c["nbf"] = strconv.FormatInt(tokenNow.Unix()-60, 10) }), "must be numbers"},
+		{"iat a number in a string", hs, hsTok(func(c jwt.MapClaims) { c["iat"] = strconv.FormatInt(tokenNow.Unix()-60, 10) }), "must be numbers"},
 		{"wrong secret", hs, sign(t, jwt.SigningMethodHS256, []byte("another secret, just as long...."), baseClaims(nil)), "invalid signature"},
 		{"wrong rsa key", rs, sign(t, jwt.SigningMethodRS256, k.rsa2, baseClaims(nil)), "invalid signature"},
 		{"wrong ecdsa key", es, sign(t, jwt.SigningMethodES256, k.ec2, baseClaims(nil)), "invalid signature"},
