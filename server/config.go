@@ -1,10 +1,13 @@
 package server
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -235,6 +238,22 @@ func (cfg Config) validate() error {
 	}
 	if cfg.JWTKeyFile != "" && (cfg.JWTSecret != "" || cfg.JWTSecretFile != "") {
 		return fmt.Errorf("--jwt-key and --jwt-secret (or --jwt-secret-file): set one, not both")
+	}
+	for _, f := range []struct{ flag, name string }{
+		{"--api-key-file", cfg.APIKeyFile}, {"--jwt-secret-file", cfg.JWTSecretFile}, {"--jwt-key", cfg.JWTKeyFile},
+	} {
+		if f.name == "" {
+			continue
+		}
+		if st, err := os.Stat(f.name); err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return fmt.Errorf("%s %s: %v", f.flag, f.name, err)
+		} else if st.IsDir() {
+			return fmt.Errorf("%s %s: is a directory, want a file", f.flag, f.name)
+		}
 	}
 	return nil
 }

@@ -50,6 +50,9 @@ func TestConfigValidate(t *testing.T) {
 		{"origin with path", func(c *Config) { c.AllowedOrigins = "https://a.example.com/" }, `--allowed-origins "https://a.example.com/"`},
 		{"origin star", func(c *Config) { c.AllowedOrigins = "*" }, `--allowed-origins "*"`},
 		{"secret and key", func(c *Config) { c.JWTSecret, c.JWTKeyFile = "s", "key.pem" }, "--jwt-key and --jwt-secret"},
+		{"missing key file", func(c *Config) { c.JWTKeyFile = "testdata/none.pem" }, "--jwt-key testdata/none.pem: no such file"},
+		{"missing secret file", func(c *Config) { c.JWTSecretFile = "testdata/none" }, "--jwt-secret-file testdata/none: no such file"},
+		{"api key file is a directory", func(c *Config) { c.APIKeyFile = "testdata" }, "--api-key-file testdata: is a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base()
