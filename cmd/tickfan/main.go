@@ -1,21 +1,27 @@
 // Command tickfan is the tickfan market-data fan-out server and its tools.
 //
 //	tickfan serve [flags]          run the server (--demo adds a demo market feed)
-//	tickfan sub [flags] topic...   print a topic's messages as JSON lines
+//	tickfan sub [flags] topic...   print a topic's messages as JSON lines (WebSocket, or --tcp)
 //	tickfan pub [flags] topic data publish one message over the HTTP API
+//	tickfan token [flags]          mint an HS256 client token for testing
+//	tickfan version                print the module version and VCS revision
 //	tickfan bench [flags]          load scenarios against a running server
 //
 // Every flag may also be given in the environment as TICKFAN_<FLAG>, with
 // dashes as underscores: --api-key is TICKFAN_API_KEY. A flag on the command
-// line wins over the environment.
+// line wins over the environment; "tickfan <command> -h" lists each flag's
+// variable.
+//
+// A bad flag or configuration is reported in one line naming the flag and
+// exits 2, before the server binds a port; a failure while running exits 1.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 )
 
 func main() {
@@ -25,12 +31,16 @@ func main() {
 const usage = `usage: tickfan <command> [flags]
 
 commands:
-  serve   run the server (try: tickfan serve --demo)
-  sub     subscribe over WebSocket and print messages as JSON lines
-  pub     publish one message through the HTTP API
-  bench   load scenarios against a running server; bench report renders results
+  serve    run the server (try: tickfan serve --demo)
+  sub      subscribe over WebSocket (or --tcp) and print messages as JSON lines
+  pub      publish one message through the HTTP API
+  token    mint an HS256 client token for testing (--secret, --sub, --topics, --pub)
+  version  print the module version and VCS revision
+  bench    load scenarios against a running server; bench report renders results
 
-"tickfan <command> -h" lists a command's flags.
+"tickfan <command> -h" lists a command's flags. Every flag may also be set
+in the environment as TICKFAN_<FLAG>, dashes as underscores
+(--api-key is TICKFAN_API_KEY); the command line wins.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -46,6 +56,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = sub(args[1:], stdout, stderr)
 	case "pub":
 		err = pub(args[1:], stdout, stderr)
+	case "token":
+		err = tokenCmd(args[1:], stdout, stderr)
+	case "version":
+		err = versionCmd(args[1:], stdout, stderr)
 	case "bench":
 		err = benchCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
@@ -60,27 +74,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tickfan %s: %v\n", args[0], err)
+		if errors.As(err, new(usageError)) {
+			return 2
+		}
 		return 1
 	}
 	return 0
-}
-
-// parseFlags parses args, then fills every flag not given on the command
-// line from TICKFAN_<NAME> in the environment.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "TICKFAN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok && !set[f.Name] && err == nil {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", env, v, e)
-			}
-		}
-	})
-	return err
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +19,10 @@ import (
 func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: tickfan serve [flags]\n\nRuns the server until SIGTERM or SIGINT, then drains its clients.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	var cfg server.Config
 	fs.StringVar(&cfg.WSAddr, "ws-addr", ":8080", "WebSocket listen address (`host:port`)")
 	fs.StringVar(&cfg.WSPath, "ws-path", "/ws", "WebSocket path")
@@ -59,17 +64,22 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
+		return badUsage("unexpected arguments %q (flags only; see tickfan serve -h)", fs.Args())
+	}
+	if err := checkServeFlags(cfg, *demoTick); err != nil {
+		return usageError{err}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+		return badUsage("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	// server.New checks the rest (addresses, path, patterns, engine, key
+	// files) and opens nothing: a refused configuration binds no port.
 	srv, err := server.New(cfg)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	if err := srv.Start(); err != nil {
 		return err
@@ -92,4 +102,64 @@ func serve(args []string, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// checkServeFlags refuses the values that server.Config would silently
+// replace by its default (an empty string, a zero or negative count, a
+// duration of zero or less): given on the command line, they are mistakes.
+// server.New checks the rest.
+func checkServeFlags(cfg server.Config, demoTick time.Duration) error {
+	for _, s := range []struct{ flag, v, want string }{
+		{"ws-addr", cfg.WSAddr, "want host:port, e.g. :8080 or 127.0.0.1:8080"},
+		{"ws-path", cfg.WSPath, "must start with /, e.g. /ws"},
+		{"tcp-addr", cfg.TCPAddr, "want host:port, e.g. :8081 or 127.0.0.1:8081"},
+		{"http-addr", cfg.HTTPAddr, "want host:port, e.g. :8082 or 127.0.0.1:8082"},
+		{"conflate", cfg.Conflate, "give patterns, or - for none"},
+		{"engine", cfg.Engine, "want one of " + strings.Join(server.Engines, ", ")},
+	} {
+		if s.v == "" {
+			return fmt.Errorf("--%s \"\": %s", s.flag, s.want)
+		}
+	}
+	for _, n := range []struct {
+		flag string
+		v    int
+		min  int
+		zero string // what 0 means, when it is allowed
+	}{
+		{"max-frame", cfg.MaxFrame, 1, ""},
+		{"history-size", cfg.HistorySize, 1, ""},
+		{"outbox-bytes", cfg.OutboxBytes, 1, ""},
+		{"outbox-msgs", cfg.OutboxMsgs, 1, ""},
+		{"max-conns", cfg.MaxConns, 0, "the open-file limit less 256"},
+		{"cmd-rate", cfg.CmdRate, 1, ""},
+		{"max-subs", cfg.MaxSubs, 1, ""},
+		{"max-body", cfg.MaxBody, 1, ""},
+		{"max-batch", cfg.MaxBatch, 1, ""},
+		{"loops", cfg.Loops, 0, "one per CPU"},
+	} {
+		if n.v >= n.min {
+			continue
+		}
+		if n.min == 0 {
+			return fmt.Errorf("--%s %d: must be 0 (%s) or more", n.flag, n.v, n.zero)
+		}
+		return fmt.Errorf("--%s %d: must be at least %d", n.flag, n.v, n.min)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"heartbeat", cfg.Heartbeat},
+		{"idle-timeout", cfg.IdleTimeout},
+		{"handshake-timeout", cfg.HandshakeTimeout},
+		{"slow-timeout", cfg.SlowTimeout},
+		{"drain-timeout", cfg.DrainTimeout},
+		{"demo-tick", demoTick},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("--%s %s: must be more than 0", d.flag, d.v)
+		}
+	}
+	return nil
 }
