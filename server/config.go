@@ -107,6 +107,26 @@ type Config struct {
 	MaxSubs int
 	// MaxBody bounds a POST /api/publish body, in bytes (413). Default 16 MiB.
 	MaxBody int
+	// MaxTopics bounds the topics the node holds. A topic exists once it
+	// is published to; a subscription alone creates none. A publication
+	// to a new topic past the bound answers 429. Default 1,000,000.
+	MaxTopics int
+	// AnonMaxFrame is the largest inbound message, in bytes, of a
+	// connection that has not authenticated: anonymous commands are small.
+	// Default 64 KiB (never more than MaxFrame).
+	AnonMaxFrame int
+	// MessageTimeout is the time a client has to finish a message it has
+	// started (a TCP frame, a WebSocket frame or fragmented message);
+	// past it the connection is closed with 4004. Default 10 s.
+	MessageTimeout time.Duration
+	// InboundBytes bounds the bytes of unfinished inbound messages held
+	// for all connections together; a message that would pass it closes
+	// its connection with 4004 (WebSocket 1009). Default 256 MiB.
+	InboundBytes int
+	// AdminAddr, when set, serves /metrics and the status page there
+	// instead of on HTTPAddr, which then carries only the publish API and
+	// the health checks. Default empty.
+	AdminAddr string
 	// DrainTimeout is how long Drain lets clients go on their own after
 	// {"op":"close","code":4007} before it closes them. Default 10 s.
 	DrainTimeout time.Duration
@@ -175,6 +195,17 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 16 << 20
+	}
+	if cfg.MaxTopics <= 0 {
+		cfg.MaxTopics = 1_000_000
+	}
+	if cfg.AnonMaxFrame <= 0 {
+		cfg.AnonMaxFrame = 64 << 10
+	}
+	cfg.AnonMaxFrame = min(cfg.AnonMaxFrame, cfg.MaxFrame)
+	setDur(&cfg.MessageTimeout, 10*time.Second)
+	if cfg.InboundBytes <= 0 {
+		cfg.InboundBytes = 256 << 20
 	}
 	if cfg.Loops <= 0 {
 		cfg.Loops = runtime.GOMAXPROCS(0)

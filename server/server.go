@@ -101,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 		HistorySize: cfg.HistorySize,
 		Loops:       cfg.Loops,
 		Conflate:    conflate,
+		MaxTopics:   cfg.MaxTopics,
 	}, s)
 	s.broker = topic.NewMemoryBroker(s.engine)
 	s.metrics = newMetrics(s)
