@@ -34,6 +34,9 @@ type reactor interface {
 	stop(ctx context.Context) error
 	// addrs are the bound WebSocket and TCP addresses.
 	addrs() (ws, tcp net.Addr)
+	// servingErr is nil while every listener accepts and every loop runs, or
+	// says what is not serving (/readyz answers 503 with it).
+	servingErr() error
 }
 
 // newReactor builds the reactor of s.cfg.Engine, which New has checked.
@@ -84,4 +87,21 @@ func (c *conn) traffic(buf []byte) int {
 	n := c.onData(buf)
 	c.l.flush()
 	return n
+}
+
+// downState records why a reactor stopped serving, for /readyz. Any
+// goroutine may call its methods.
+type downState struct {
+	mu     sync.Mutex
+	reason error
+}
+
+// set records that something stopped serving; clear that it serves again.
+func (d *downState) set(err error) { d.mu.Lock(); d.reason = err; d.mu.Unlock() }
+func (d *downState) clear()        { d.set(nil) }
+
+func (d *downState) err() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reason
 }

@@ -28,7 +28,8 @@ import (
 // evio v1.0.8 does not export; they are found by name once (evioFields)
 // and read on the owning loop only, where evio itself uses them.
 type evioReactor struct {
-	srv *Server
+	down downState // why it is not serving, if it is not
+	srv  *Server
 
 	booted   chan struct{}
 	ws, tcp  net.Addr
@@ -361,3 +362,6 @@ func writev(fd int, bs [][]byte) (int, error) {
 	}
 	return unix.Writev(fd, bs)
 }
+
+// servingErr reports whether the listeners accept and the loops run.
+func (r *evioReactor) servingErr() error { return r.down.err() }

@@ -16,6 +16,7 @@ import (
 // Config.Loops event loops. Each gnet loop is paired with one of the
 // server's loops the first time it opens a connection.
 type gnetReactor struct {
+	down downState // why it is not serving, if it is not
 	gnet.BuiltinEventEngine
 	srv *Server
 
@@ -206,3 +207,6 @@ func (g gnetLogger) Errorf(f string, a ...any) {
 func (g gnetLogger) Fatalf(f string, a ...any) {
 	g.s.log.Error(strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
+
+// servingErr reports whether the listeners accept and the loops run.
+func (r *gnetReactor) servingErr() error { return r.down.err() }

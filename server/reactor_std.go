@@ -28,6 +28,7 @@ import (
 // handled; the loop's outbox reaches the writer through stdTransport.
 // It exists to be measured against; gnet is the engine to run.
 type stdReactor struct {
+	down     downState // why it is not serving, if it is not
 	srv      *Server
 	wsLn     net.Listener
 	tcpLn    net.Listener
@@ -573,3 +574,6 @@ func (p *prefixConn) CloseWrite() error {
 	}
 	return nil
 }
+
+// servingErr reports whether the listeners accept and the loops run.
+func (r *stdReactor) servingErr() error { return r.down.err() }
