@@ -55,6 +55,11 @@ func serve(args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxSubs, "max-subs", 1000, "most topics one connection may hold (`count`)")
 	fs.IntVar(&cfg.MaxBody, "max-body", 16<<20, "largest POST /api/publish body in `bytes` (413)")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", 1000, "most publications in one /api/publish batch (`count`)")
+	fs.IntVar(&cfg.MaxTopics, "max-topics", 1_000_000, "most topics the node holds; a topic exists once published to (`count`; 429 past it)")
+	fs.IntVar(&cfg.AnonMaxFrame, "anon-max-frame", 64<<10, "largest inbound message of a connection that has not authenticated, in `bytes` (at most --max-frame)")
+	fs.DurationVar(&cfg.MessageTimeout, "message-timeout", 10*time.Second, "close (4004) a client that has not finished a message it started within this `long`")
+	fs.IntVar(&cfg.InboundBytes, "inbound-bytes", 256<<20, "unfinished inbound messages held for all connections together, in `bytes` (past it the connection closes)")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", "", "serve /metrics and the status page on this `host:port` instead of --http-addr (default: on --http-addr)")
 	fs.StringVar(&cfg.Engine, "engine", server.EngineGnet, "reactor `engine`: gnet (epoll), evio (epoll), std (net/http + gorilla/websocket, goroutines per connection)")
 	fs.IntVar(&cfg.Loops, "loops", 0, "event loops (`count`; 0 = one per CPU available)")
 	demo := fs.Bool("demo", false, "publish a demo market feed (book, ticker, trade, kline topics for BTCUSDT, ETHUSDT, SOLUSDT)")
@@ -136,6 +141,9 @@ func checkServeFlags(cfg server.Config, demoTick time.Duration) error {
 		{"max-subs", cfg.MaxSubs, 1, ""},
 		{"max-body", cfg.MaxBody, 1, ""},
 		{"max-batch", cfg.MaxBatch, 1, ""},
+		{"max-topics", cfg.MaxTopics, 1, ""},
+		{"anon-max-frame", cfg.AnonMaxFrame, 1, ""},
+		{"inbound-bytes", cfg.InboundBytes, 1, ""},
 		{"loops", cfg.Loops, 0, "one per CPU"},
 	} {
 		if n.v >= n.min {
@@ -155,6 +163,7 @@ func checkServeFlags(cfg server.Config, demoTick time.Duration) error {
 		{"handshake-timeout", cfg.HandshakeTimeout},
 		{"slow-timeout", cfg.SlowTimeout},
 		{"drain-timeout", cfg.DrainTimeout},
+		{"message-timeout", cfg.MessageTimeout},
 		{"demo-tick", demoTick},
 	} {
 		if d.v <= 0 {
