@@ -123,6 +123,14 @@ type Config struct {
 	// for all connections together; a message that would pass it closes
 	// its connection with 4004 (WebSocket 1009). Default 256 MiB.
 	InboundBytes int
+	// HTTPReadTimeout bounds the reading of one HTTP request, headers and
+	// body, on HTTPAddr and AdminAddr; a publish body not in by then is
+	// answered 408 and its connection closed. The default allows a
+	// --max-body (16 MiB) body over a link of 4.5 Mbit/s. Default 30 s.
+	HTTPReadTimeout time.Duration
+	// HTTPIdleTimeout closes an HTTP keep-alive connection that has had no
+	// request for this long. Default 60 s.
+	HTTPIdleTimeout time.Duration
 	// AdminAddr, when set, serves /metrics and the status page there
 	// instead of on HTTPAddr, which then carries only the publish API and
 	// the health checks. Default empty.
@@ -178,6 +186,8 @@ func (cfg Config) withDefaults() Config {
 	setDur(&cfg.SlowTimeout, 30*time.Second)
 	setDur(&cfg.WheelTick, 10*time.Millisecond)
 	setDur(&cfg.DrainTimeout, 10*time.Second)
+	setDur(&cfg.HTTPReadTimeout, 30*time.Second)
+	setDur(&cfg.HTTPIdleTimeout, 60*time.Second)
 	if cfg.OutboxBytes <= 0 {
 		cfg.OutboxBytes = 1 << 20
 	}

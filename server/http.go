@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -21,16 +22,38 @@ import (
 	"github.com/tickfan/tickfan/topic"
 )
 
+// httpHandler serves the HTTP port: the publish API and the health
+// checks, and the metrics and the status page unless Config.AdminAddr
+// moves them to the admin listener.
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/publish", s.handlePublish)
+	s.handleHealth(mux)
+	if s.cfg.AdminAddr == "" {
+		s.handleAdmin(mux)
+	}
+	return mux
+}
+
+// adminHandler serves the admin listener: the metrics and the status page,
+// and the health checks the status page links to.
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.handleHealth(mux)
+	s.handleAdmin(mux)
+	return mux
+}
+
+func (s *Server) handleHealth(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+}
+
+func (s *Server) handleAdmin(mux *http.ServeMux) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", s.handleStatus)
-	return mux
 }
 
 // debugListener serves /debug/pprof/ on Config.DebugAddr, apart from the
@@ -99,6 +122,18 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 		writeErr(w, http.StatusServiceUnavailable, "draining")
 		return
 	}
+	// A listener that stopped accepting or a loop that stopped running
+	// leaves the node unable to serve some clients: out of rotation.
+	if s.reactor != nil {
+		if err := s.reactor.servingErr(); err != nil {
+			writeErr(w, http.StatusServiceUnavailable, "not serving: "+err.Error())
+			return
+		}
+	}
+	if err := s.httpDown.err(); err != nil {
+		writeErr(w, http.StatusServiceUnavailable, "not serving: "+err.Error())
+		return
+	}
 	if err := s.broker.Ready(); err != nil {
 		writeErr(w, http.StatusServiceUnavailable, "broker: "+err.Error())
 		return
@@ -135,6 +170,12 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			s.httpErr(w, codec.CodeTooLarge, fmt.Sprintf("body over %d bytes", limit))
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Config.HTTPReadTimeout passed before the body was in; the
+			// connection is closed after this answer.
+			writeErr(w, http.StatusRequestTimeout, fmt.Sprintf("body not received within %s", s.cfg.HTTPReadTimeout))
 			return
 		}
 		s.httpErr(w, codec.CodeBadRequest, "body is not a publication: "+err.Error())

@@ -35,6 +35,9 @@ type metrics struct {
 	byError map[int]prometheus.Counter
 	byClose map[int]prometheus.Counter
 	byKind  [2]prometheus.Gauge // tickfan_connections by connKind
+	// connsHTTP is tickfan_connections{transport="http"}: connections of
+	// the HTTP listener (not the admin one), counted in MaxConns.
+	connsHTTP prometheus.Gauge
 }
 
 // Labels resolved up front (PROTOCOL.md ops, error and close codes).
@@ -49,7 +52,7 @@ var (
 func newMetrics(s *Server) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.connections = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "tickfan_connections", Help: "Open client connections by transport (ws counts after the upgrade).",
+		Name: "tickfan_connections", Help: "Open connections by transport: ws (counted after the upgrade), tcp, and http (the publish API's listener).",
 	}, []string{"transport"})
 	m.subscriptions = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tickfan_subscriptions", Help: "Subscriptions held by connected clients.",
@@ -88,7 +91,7 @@ func newMetrics(s *Server) *metrics {
 		Name: "tickfan_commands_total", Help: "Client commands received, by op.",
 	}, []string{"op"})
 	m.rejectedConns = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tickfan_rejected_connections_total", Help: "Connections refused with 4006, by limit: max_conns, per_ip, ip_rate.",
+		Name: "tickfan_rejected_connections_total", Help: "Connections refused, by limit: max_conns, per_ip, ip_rate (WebSocket and TCP with 4006; HTTP closed as accepted, max_conns only).",
 	}, []string{"reason"})
 	m.byOp = make(map[string]prometheus.Counter, len(protocolOps))
 	for _, op := range protocolOps {
@@ -101,6 +104,7 @@ func newMetrics(s *Server) *metrics {
 	for _, k := range []connKind{kindWS, kindTCP} {
 		m.byKind[k] = m.connections.WithLabelValues(k.String())
 	}
+	m.connsHTTP = m.connections.WithLabelValues("http")
 	for _, r := range rejectReasons {
 		m.rejectedConns.WithLabelValues(r)
 	}

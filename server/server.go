@@ -37,6 +37,13 @@ type Server struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	debug   *debugListener // nil unless Config.DebugAddr is set
+	// adminLn and adminSrv serve Config.AdminAddr; nil when it is empty.
+	adminLn  net.Listener
+	adminSrv *http.Server
+	// httpConns counts the HTTP listener's open connections (httpOpen);
+	// httpDown says why it is not serving, if it is not (/readyz).
+	httpConns atomic.Int64
+	httpDown  downState
 
 	draining  atomic.Bool
 	stopOnce  sync.Once
@@ -144,27 +151,23 @@ func (s *Server) Start() error {
 	if err := s.startDebug(); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
-	if err != nil {
-		_ = s.closeDebug()
-		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPAddr, err)
-	}
-	s.httpLn = ln
-	s.reactor = newReactor(s)
-	if err := s.reactor.start(&s.reactorWG); err != nil {
-		_ = ln.Close()
+	if err := s.listenHTTP(); err != nil {
 		_ = s.closeDebug()
 		return err
 	}
-	s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("http server stopped", "err", err)
-		}
-	}()
-	s.log.Info("tickfan serving",
-		"ws", "ws://"+s.WSAddr()+s.cfg.WSPath, "tcp", s.TCPAddr(), "http", "http://"+s.HTTPAddr(),
-		"engine", s.cfg.Engine, "loops", s.cfg.Loops, "history", s.cfg.HistorySize)
+	s.reactor = newReactor(s)
+	if err := s.reactor.start(&s.reactorWG); err != nil {
+		s.closeHTTPListeners()
+		_ = s.closeDebug()
+		return err
+	}
+	s.serveHTTP()
+	attrs := []any{"ws", "ws://" + s.WSAddr() + s.cfg.WSPath, "tcp", s.TCPAddr(), "http", "http://" + s.HTTPAddr()}
+	if s.adminLn != nil {
+		attrs = append(attrs, "admin", "http://"+s.AdminAddr())
+	}
+	s.log.Info("tickfan serving", append(attrs,
+		"engine", s.cfg.Engine, "loops", s.cfg.Loops, "history", s.cfg.HistorySize)...)
 	return nil
 }
 
@@ -186,7 +189,7 @@ func (s *Server) allowOrigin(origin []byte) bool {
 // told 4006 (a WebSocket once its upgrade is done) and closed.
 func (s *Server) admit(c *conn) {
 	reason := ""
-	if s.openConns() > int64(s.cfg.MaxConns) {
+	if s.openConns()+s.httpOpen() > int64(s.cfg.MaxConns) {
 		reason = "max_conns"
 	} else if reason = s.ipLimits.admit(c.ip, s.wheel.NowNano()/1e9); reason == "" {
 		c.admitted = true
@@ -235,6 +238,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.draining.Store(true)
 		if s.httpSrv != nil {
 			err = errors.Join(err, s.httpSrv.Shutdown(ctx))
+		}
+		if s.adminSrv != nil {
+			err = errors.Join(err, s.adminSrv.Shutdown(ctx))
 		}
 		err = errors.Join(err, s.closeDebug())
 		if s.reactor != nil {
