@@ -5,6 +5,8 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +29,9 @@ type EngineConfig struct {
 	Loops int
 	// Conflate lists the latest-value topics (PROTOCOL.md "Slow clients").
 	Conflate Patterns
-	// MaxTopics bounds how many topics the engine holds. Zero means 1,000,000.
+	// MaxTopics bounds how many topics the engine holds. A topic exists once
+	// it is published to: subscribers alone create none. Zero means
+	// 1,000,000.
 	MaxTopics int
 }
 
@@ -44,12 +48,39 @@ var (
 // Engine holds every topic of this node. It is safe for concurrent use; each
 // topic has its own lock and the topic index is a concurrent map, so
 // publications to different topics never contend.
+//
+// A topic is created by its first publication, never by a subscriber: a
+// subscriber of a topic never published to waits in the waiting index, which
+// keeps only how many subscribers each loop has of that name and forgets the
+// name when its last subscriber leaves. The first publication takes the
+// waiting counts over as the topic's own, under the lock of the name's part
+// of the index, so a subscriber that arrives at the same moment is either
+// counted in them or finds the topic.
 type Engine struct {
 	cfg    EngineConfig
 	sink   Sink
 	epoch  string // the epoch of topics created by this engine
 	topics sync.Map
 	count  atomic.Int64
+	seed   maphash.Seed
+	wait   [waitParts]waitPart
+}
+
+// waitParts is how many parts the waiting index has; a Subscribe or
+// Unsubscribe of a name never published, and the creation of a topic, lock
+// the one part of their name.
+const waitParts = 64
+
+// waitPart is one part of the waiting index. Its fields are guarded by mu.
+type waitPart struct {
+	mu sync.Mutex
+	// m holds, per name, its subscribers per event loop (as Topic.loops)
+	// and, after them, their sum.
+	m map[string][]int32
+	// peak is the most names m has held since it was made: Go maps do not
+	// give memory back, so m is made again once it holds far fewer.
+	peak int
+	_    [40]byte // one part per cache line
 }
 
 // NewEngine makes an engine that hands publications to sink.
@@ -63,7 +94,7 @@ func NewEngine(cfg EngineConfig, sink Sink) *Engine {
 	if cfg.MaxTopics <= 0 {
 		cfg.MaxTopics = 1_000_000
 	}
-	return &Engine{cfg: cfg, sink: sink, epoch: newEpoch()}
+	return &Engine{cfg: cfg, sink: sink, epoch: newEpoch(), seed: maphash.MakeSeed()}
 }
 
 // newEpoch names one unbroken history: random, so that a restarted node
@@ -93,9 +124,16 @@ func (t *Topic) Name() string { return t.name }
 // Conflated reports whether the topic is a latest-value topic.
 func (t *Topic) Conflated() bool { return t.conflate }
 
-// topic returns the named topic, creating it if needed. The name must be valid.
+// topic returns the named topic, creating it if needed: only a publication
+// may call it. The name must be valid.
 func (e *Engine) topic(name string) (*Topic, error) {
 	if v, ok := e.topics.Load(name); ok {
+		return v.(*Topic), nil
+	}
+	part := e.part(name)
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if v, ok := e.topics.Load(name); ok { // created while we waited for the lock
 		return v.(*Topic), nil
 	}
 	if !e.reserve(1) {
@@ -107,11 +145,32 @@ func (e *Engine) topic(name string) (*Topic, error) {
 		epoch:    e.epoch,
 		hist:     history{limit: e.cfg.HistorySize},
 	}
-	v, loaded := e.topics.LoadOrStore(name, t)
-	if loaded {
-		e.count.Add(-1) // another goroutine created it first
+	if w := part.m[name]; w != nil {
+		// The waiting subscribers become the topic's: its first
+		// publication reaches their loops.
+		t.loops = w[:e.cfg.Loops:e.cfg.Loops]
+		part.remove(name)
 	}
-	return v.(*Topic), nil
+	e.topics.Store(name, t)
+	return t, nil
+}
+
+// part returns the part of the waiting index that holds name.
+func (e *Engine) part(name string) *waitPart {
+	return &e.wait[maphash.String(e.seed, name)%waitParts]
+}
+
+// remove forgets name. Once the map holds a quarter of its peak it is made
+// again (a small one is kept), so that the index's memory follows the
+// subscriptions that exist, not the most there ever were. p.mu is held.
+func (p *waitPart) remove(name string) {
+	delete(p.m, name)
+	if n := len(p.m); p.peak >= 64 && n <= p.peak/4 {
+		// Not maps.Clone: it keeps the old map's size.
+		m := make(map[string][]int32, n)
+		maps.Copy(m, p.m)
+		p.m, p.peak = m, n
+	}
 }
 
 // reserve takes n places of MaxTopics, or none if they are not all free.
@@ -158,8 +217,20 @@ func (e *Engine) Lookup(name string) (*Topic, bool) {
 	return v.(*Topic), true
 }
 
-// Topics returns how many topics the engine holds.
+// Topics returns how many topics the engine holds: the topics published to.
 func (e *Engine) Topics() int { return int(e.count.Load()) }
+
+// Waiting returns how many names never published to have subscribers.
+func (e *Engine) Waiting() int {
+	n := 0
+	for i := range e.wait {
+		p := &e.wait[i]
+		p.mu.Lock()
+		n += len(p.m)
+		p.mu.Unlock()
+	}
+	return n
+}
 
 // Conflated reports whether name is a latest-value topic.
 func (e *Engine) Conflated(name string) bool { return e.cfg.Conflate.Match(name) }
@@ -223,7 +294,9 @@ type Catchup struct {
 // Subscribe registers one more subscriber of the named topic on the given
 // loop and returns what it must receive before live publications. Live
 // publications after Pos.Seq reach the loop's Sink after this returns.
-// since is the last position the subscriber holds, or nil.
+// since is the last position the subscriber holds, or nil. A topic never
+// published to is not created: the subscriber waits for its first
+// publication (Pos is seq 0 and the epoch that publication will carry).
 func (e *Engine) Subscribe(name string, loop int, since *Position) (Catchup, error) {
 	if err := ValidName(name); err != nil {
 		return Catchup{}, err
@@ -231,9 +304,28 @@ func (e *Engine) Subscribe(name string, loop int, since *Position) (Catchup, err
 	if loop < 0 || loop >= e.cfg.Loops {
 		return Catchup{}, fmt.Errorf("subscribe %s: loop %d out of range", name, loop)
 	}
-	t, err := e.topic(name)
-	if err != nil {
-		return Catchup{}, err
+	t, ok := e.Lookup(name)
+	if !ok {
+		part := e.part(name)
+		part.mu.Lock()
+		// Topics are created with this lock held: either the topic exists
+		// now, or its first publication will find this subscriber.
+		if t, ok = e.Lookup(name); !ok {
+			w := part.m[name]
+			if w == nil {
+				if part.m == nil {
+					part.m = make(map[string][]int32)
+				}
+				w = make([]int32, e.cfg.Loops+1)
+				part.m[name] = w
+				part.peak = max(part.peak, len(part.m))
+			}
+			w[loop]++
+			w[e.cfg.Loops]++
+			part.mu.Unlock()
+			return e.unpublished(since, true), nil
+		}
+		part.mu.Unlock()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -246,12 +338,33 @@ func (e *Engine) Subscribe(name string, loop int, since *Position) (Catchup, err
 
 // Unsubscribe removes one subscriber of the named topic from the loop.
 func (e *Engine) Unsubscribe(name string, loop int) {
-	t, ok := e.Lookup(name)
-	if !ok {
+	if loop < 0 || loop >= e.cfg.Loops {
 		return
 	}
+	t, ok := e.Lookup(name)
+	if !ok {
+		part := e.part(name)
+		part.mu.Lock()
+		if w := part.m[name]; w != nil {
+			if w[loop] > 0 {
+				w[loop]--
+				if w[e.cfg.Loops]--; w[e.cfg.Loops] == 0 {
+					part.remove(name)
+				}
+			}
+			part.mu.Unlock()
+			return
+		}
+		// Not waiting: either no such subscriber, or the topic was created
+		// since (with this lock held) and its subscribers moved to it.
+		t, ok = e.Lookup(name)
+		part.mu.Unlock()
+		if !ok {
+			return
+		}
+	}
 	t.mu.Lock()
-	if loop >= 0 && loop < len(t.loops) && t.loops[loop] > 0 {
+	if loop < len(t.loops) && t.loops[loop] > 0 {
 		t.loops[loop]--
 	}
 	t.mu.Unlock()
@@ -263,12 +376,24 @@ func (e *Engine) Unsubscribe(name string, loop int) {
 func (e *Engine) Resume(name string, since Position) Catchup {
 	t, ok := e.Lookup(name)
 	if !ok {
-		reset := since.Epoch != e.epoch || since.Seq != 0
-		return Catchup{Pos: Position{Epoch: e.epoch}, Recovered: !reset, Reset: reset}
+		return e.unpublished(&since, false)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.catchup(&since, false)
+}
+
+// unpublished is catchup for a topic never published to: seq 0 in the
+// engine's epoch, no history, no snapshot.
+func (e *Engine) unpublished(since *Position, fresh bool) Catchup {
+	c := Catchup{Pos: Position{Epoch: e.epoch}}
+	switch {
+	case since != nil && since.Epoch == e.epoch && since.Seq == 0:
+		c.Recovered = true
+	case since != nil || !fresh:
+		c.Reset = true // at seq 0: the next publication is the first
+	}
+	return c
 }
 
 // catchup applies the recovery rules. t.mu is held.

@@ -95,3 +95,26 @@ func BenchmarkSubscribeRecover(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSubscribeUnpublished is a subscriber of a topic never published
+// coming and going: what a client that subscribes to made-up names costs.
+func BenchmarkSubscribeUnpublished(b *testing.B) {
+	e := NewEngine(EngineConfig{Loops: 2}, &countSink{})
+	names := make([]string, 1024)
+	for i := range names {
+		names[i] = fmt.Sprintf("rnd.%08x", i*2654435761)
+	}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		name := names[i%len(names)]
+		if _, err := e.Subscribe(name, i%2, nil); err != nil {
+			b.Fatal(err)
+		}
+		e.Unsubscribe(name, i%2)
+		i++
+	}
+	if e.Topics() != 0 || e.Waiting() != 0 {
+		b.Fatalf("Topics() %d, Waiting() %d", e.Topics(), e.Waiting())
+	}
+}
