@@ -14,7 +14,7 @@ import (
 // deadline. Duplicates in a long list are found with a map.
 func TestHugeSubRefusedAtOnce(t *testing.T) {
 	t.Parallel()
-	n := start(t, func(c *server.Config) { c.MaxFrame = 4 << 20 })
+	n := start(t, func(c *server.Config) { c.MaxFrame, c.AnonMaxFrame = 4<<20, 4<<20 })
 	check := healthy(t, n)
 	names := make([]string, 100_000)
 	for i := range names {

@@ -222,7 +222,9 @@ func TestDrainClosesEachClient(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal(fmt.Sprintf("Drain still waiting with %v", metricValue(t, n, "tickfan_connections")))
 	}
-	if open := metricValue(t, n, "tickfan_connections"); open != 0 {
-		t.Fatalf("%v connections open after Drain, want 0", open)
+	for _, tr := range []string{"ws", "tcp"} {
+		if open := metricValue(t, n, "tickfan_connections", "transport", tr); open != 0 {
+			t.Fatalf("%v %s connections open after Drain, want 0", open, tr)
+		}
 	}
 }

@@ -509,10 +509,11 @@ func TestPullDefaultLimit(t *testing.T) {
 }
 
 // TestLargeMessage sends a command of a few hundred KiB, well under
-// --max-frame, which reaches the server over several reads.
+// --max-frame, which reaches the server over several reads. (Anonymous
+// clients get the smaller --anon-max-frame: TestAnonMaxFrame.)
 func TestLargeMessage(t *testing.T) {
 	t.Parallel()
-	n := start(t)
+	n := start(t, func(c *server.Config) { c.AnonMaxFrame = maxFrame })
 	check := healthy(t, n) // a rejection must cost a healthy client nothing
 	eachTransport(t, func(t *testing.T, tr transport) {
 		c := tr.dial(t, n)

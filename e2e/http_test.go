@@ -202,7 +202,7 @@ func TestHTTPMetrics(t *testing.T) {
 		t.Fatalf("GET /metrics: status %d", r.status)
 	}
 	m := parseMetrics(t, r.raw)
-	if got := m.sum("tickfan_connections"); got != float64(len(subs)) {
+	if got := m.sum("tickfan_connections", "transport", "ws") + m.sum("tickfan_connections", "transport", "tcp"); got != float64(len(subs)) {
 		t.Errorf("tickfan_connections sums to %v with %d clients connected, want %d", got, len(subs), len(subs))
 	}
 	if got := m.sum("tickfan_publications_total"); got != count {

@@ -32,11 +32,13 @@ func healthy(t *testing.T, n *node) func() {
 
 func TestMaxConnections(t *testing.T) {
 	t.Parallel()
-	n := start(t, func(c *server.Config) { c.MaxConns = 3 })
+	// --max-conns covers every listener: HTTP connections count too.
+	n := start(t, func(c *server.Config) { c.MaxConns = 4 })
 	check := healthy(t, n) // 1
-	a := dialTCP(t, n)     // 2
+	check()                // 2: the HTTP connection the checks keep alive
+	a := dialTCP(t, n)     // 3
 	a.alive(t)
-	b := dialWS(t, n, protoMsgpack) // 3
+	b := dialWS(t, n, protoMsgpack) // 4
 	b.alive(t)
 	for _, over := range []*client{dialTCP(t, n), dialWS(t, n, protoJSON)} {
 		m, err := over.recv()
@@ -51,9 +53,11 @@ func TestMaxConnections(t *testing.T) {
 	if v := metricValue(t, n, "tickfan_rejected_connections_total", "reason", "max_conns"); v != 2 {
 		t.Fatalf("rejected max_conns metric %v, want 2", v)
 	}
-	// A place frees when a client leaves.
+	// A place frees when a client leaves. A refused client that closes
+	// its side frees its own place at once (the server holds a closing
+	// connection until the client has read the close).
 	a.close()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c := dialTCP(t, n)
 		m, err := c.recvWithin(300 * time.Millisecond)
@@ -61,6 +65,7 @@ func TestMaxConnections(t *testing.T) {
 			c.alive(t) // no close came: admitted
 			break
 		}
+		c.close()
 		if time.Now().After(deadline) {
 			t.Fatalf("no place after a client left: %v %v", m, err)
 		}

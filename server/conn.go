@@ -31,6 +31,10 @@ type transport interface {
 	CloseWrite() error
 	// Close closes the socket now.
 	Close() error
+	// WakeInput has the reactor hand the connection's unread input to
+	// conn.traffic again soon, on the loop: input left unread while the
+	// connection was over its outbox budget (see onData).
+	WakeInput()
 }
 
 type connKind uint8
@@ -90,7 +94,12 @@ type conn struct {
 	// the client closes its side or the deadline passes.
 	lingering bool
 	shut      bool
-	reject    uint16 // a close code to send once the WebSocket upgrade is done
+	// inPaused: input is left unread while the outbox is over its budget
+	// (backpressure); flush wakes it once the client has read enough.
+	inPaused bool
+	// pongQueued: a pong waits in out; a second ping gets none of its own.
+	pongQueued bool
+	reject     uint16 // a close code to send once the WebSocket upgrade is done
 
 	// claims of the client's token, nil while anonymous; tokenExp is its
 	// expiry on the wheel's clock. While a slow token check runs off the
@@ -104,6 +113,10 @@ type conn struct {
 	cmds     cmdBucket
 	slow     bool // over the high-water mark, not yet back under the low one
 	paused   int  // subscriptions not pushed live (lagged or catching up)
+	// held is the inbound bytes the connection holds unhandled (in the
+	// reactor's buffer and a fragmented message), counted in the
+	// server's inbound budget.
+	held int32
 
 	rare *connRare // what few connections need, allocated on first use
 
@@ -115,6 +128,9 @@ type conn struct {
 	lastSeen  int64
 	nextPing  int64
 	slowSince int64
+	// partSince is when the client started the message it has not
+	// finished (0: none); it has --message-timeout to finish it.
+	partSince int64
 }
 
 // closeLinger bounds a close: the time the last bytes (op close, a close
@@ -194,6 +210,10 @@ func (c *conn) onData(buf []byte) int {
 		if c.closing || c.state == stClosed {
 			return len(buf) // nothing more is read from a closing connection
 		}
+		if c.state == stOpen && c.overBudget() {
+			c.pauseInput()
+			break
+		}
 		var n int
 		switch {
 		case c.kind == kindTCP:
@@ -247,7 +267,7 @@ func (c *conn) upgraded(f codec.Format) {
 }
 
 func (c *conn) readTCP(buf []byte) int {
-	body, n, err := codec.ReadTCPFrame(buf, c.l.srv.cfg.MaxFrame)
+	body, n, err := codec.ReadTCPFrame(buf, c.maxFrame())
 	if err != nil {
 		c.closeWith(CloseBadRequest, err.Error())
 		return len(buf)
@@ -259,7 +279,7 @@ func (c *conn) readTCP(buf []byte) int {
 }
 
 func (c *conn) readWS(buf []byte) int {
-	maxFrame := c.l.srv.cfg.MaxFrame
+	maxFrame := c.maxFrame()
 	fr, n, err := codec.ReadWSFrame(buf, maxFrame)
 	if err != nil {
 		c.wsProtocolClose(err)
@@ -298,7 +318,7 @@ func (c *conn) readWS(buf []byte) int {
 			c.message(r.fragOp, msg)
 		}
 	case ws.OpPing:
-		c.push(codec.AppendWSFrame(nil, ws.OpPong, fr.Payload))
+		c.ping(fr.Payload)
 	case ws.OpPong:
 	case ws.OpClose:
 		c.wsCloseReply(fr.Payload)
@@ -307,8 +327,116 @@ func (c *conn) readWS(buf []byte) int {
 	return n
 }
 
+// maxFrame is the largest message the connection may send: anonymous
+// commands are small, so a connection without a token gets the smaller
+// --anon-max-frame.
+func (c *conn) maxFrame() int {
+	if c.claims == nil {
+		return c.l.srv.cfg.AnonMaxFrame
+	}
+	return c.l.srv.cfg.MaxFrame
+}
+
+// overBudget reports whether what is queued for the client, in the outbox
+// and the reactor's write buffer, is past the outbox's high-water mark.
+func (c *conn) overBudget() bool {
+	cfg := &c.l.srv.cfg
+	return c.out.bytes+c.t.OutboundBuffered() > cfg.OutboxBytes || len(c.out.frames) > cfg.OutboxMsgs
+}
+
+// pauseInput stops reading the commands of a connection over its budget.
+// Everything queued for a client (publications, replies, pongs) counts
+// against its outbox budget: over it, the client is slow as PROTOCOL.md
+// says (lag, then 4005 after --slow-timeout), and its next commands wait
+// unread until it has read enough (resumeInput).
+func (c *conn) pauseInput() {
+	if !c.inPaused {
+		c.inPaused = true
+		c.l.srv.metrics.inputPaused.Inc()
+	}
+	if !c.slow {
+		c.goSlow()
+	}
+	c.block() // poll looks again as the socket drains
+}
+
+// resumeInput reads a paused connection's input again once the client
+// has read enough that it is back under its budget.
+func (c *conn) resumeInput() {
+	if c.inPaused && !c.closing && !c.overBudget() {
+		c.inPaused = false
+		c.l.srv.metrics.inputPaused.Dec()
+		c.t.WakeInput()
+	}
+}
+
+// ping answers a WebSocket ping. A ping is a command of the rate limit
+// (a client over it gets no pong, and one that keeps on is closed as any
+// command abuser), and at most one pong waits in the outbox.
+func (c *conn) ping(payload []byte) {
+	rate := c.l.srv.cfg.CmdRate
+	if !c.cmds.take(rate, c.l.srv.wheel.NowNano()) {
+		if int(c.cmds.refused) > rate {
+			c.closeWith(CloseBadRequest, "command rate abuse")
+		}
+		return
+	}
+	if !c.pongQueued {
+		c.pongQueued = true
+		c.push(codec.AppendWSFrame(nil, ws.OpPong, payload))
+	}
+}
+
+// holdInput accounts for the inbound bytes the connection leaves unread
+// (rest, kept by the reactor, and a fragmented message being assembled):
+// they count in the server's inbound budget, a message the client has
+// started must be finished within --message-timeout, and a client that
+// sends without reading holds at most two messages' worth.
+func (c *conn) holdInput(rest int, now int64) {
+	srv := c.l.srv
+	if c.state == stClosed {
+		return
+	}
+	if c.closing { // nothing more is read: what it held is dropped
+		srv.inbound.Add(-int64(c.held))
+		c.held, c.partSince = 0, 0
+		return
+	}
+	held := rest
+	fragmented := c.rare != nil && c.rare.frag != nil
+	if fragmented {
+		held += len(c.rare.frag)
+	}
+	if d := held - int(c.held); d != 0 {
+		srv.inbound.Add(int64(d))
+		c.held = int32(held)
+	}
+	switch partial := fragmented || rest > 0 && !c.inPaused; {
+	case !partial:
+		c.partSince = 0
+	case c.partSince == 0:
+		c.partSince = now
+		c.armTimer(now)
+	}
+	switch {
+	case held == 0:
+	case c.inPaused && held > 2*c.maxFrame():
+		c.closeWith(CloseSlowClient, "sends commands without reading the replies")
+	case srv.inbound.Load() > int64(srv.cfg.InboundBytes):
+		srv.metrics.inboundRefusals.Inc()
+		c.closeWith(CloseBadRequest, "the server holds too many unfinished messages")
+		// What it sent is dropped (a closing connection reads nothing).
+		srv.inbound.Add(-int64(c.held))
+		c.held = 0
+	}
+}
+
 // message handles one whole WebSocket data message.
 func (c *conn) message(op ws.OpCode, payload []byte) {
+	if len(payload) > c.maxFrame() { // std engine: gorilla's limit is --max-frame
+		c.wsClose(codec.CloseTooBig, "message too big")
+		return
+	}
 	if op == ws.OpText && !utf8.Valid(payload) {
 		c.wsClose(codec.CloseInvalidUTF8, "text message is not UTF-8")
 		return
@@ -485,7 +613,7 @@ func (c *conn) flush() int {
 	}
 	if buffered := c.t.OutboundBuffered(); buffered > 0 && !c.closing {
 		c.checkMarks(buffered)
-		if len(c.out.frames) > 0 || c.paused > 0 {
+		if len(c.out.frames) > 0 || c.paused > 0 || c.inPaused {
 			c.block()
 		}
 		return 0
@@ -504,10 +632,11 @@ func (c *conn) flush() int {
 	if c.slow || c.paused > 0 || n > c.l.srv.cfg.OutboxBytes/4 {
 		buffered := c.t.OutboundBuffered()
 		c.checkMarks(buffered)
-		if buffered > 0 && c.paused > 0 {
+		if buffered > 0 && (c.paused > 0 || c.inPaused) {
 			c.block()
 		}
 	}
+	c.resumeInput()
 	return n
 }
 
@@ -587,6 +716,7 @@ func (c *conn) writeOut() int {
 	}
 	if err == nil && c.state != stClosed { // else the reactor closed the connection
 		c.out.reset()
+		c.pongQueued = false
 	}
 	return total
 }
@@ -671,6 +801,9 @@ func (c *conn) armTimer(now int64) {
 		if c.slow {
 			next = min(next, c.slowSince+int64(cfg.SlowTimeout))
 		}
+		if c.partSince != 0 {
+			next = min(next, c.partSince+int64(cfg.MessageTimeout))
+		}
 	}
 	c.l.srv.wheel.Add(&c.timer, time.Duration(max(next-now, 0)))
 }
@@ -702,6 +835,9 @@ func (c *conn) onTimer() {
 	case c.claims != nil && now >= c.tokenExp:
 		c.closeWith(CloseTokenExpired, "token expired")
 		return
+	case c.partSince != 0 && now-c.partSince >= int64(cfg.MessageTimeout):
+		c.closeWith(CloseBadRequest, "a message was not finished within the message timeout")
+		return
 	case now-c.lastSeen >= int64(cfg.IdleTimeout):
 		c.closeWith(CloseIdle, "idle timeout")
 		return
@@ -731,8 +867,16 @@ func (c *conn) closed() {
 	if c.slow {
 		c.l.srv.metrics.slowClients.Dec()
 	}
+	if c.inPaused {
+		c.inPaused = false
+		c.l.srv.metrics.inputPaused.Dec()
+	}
 	c.state = stClosed
 	c.l.unlink(c)
+	if c.held != 0 {
+		c.l.srv.inbound.Add(-int64(c.held))
+		c.held = 0
+	}
 	if c.admitted {
 		c.l.srv.ipLimits.release(c.ip)
 	}

@@ -32,6 +32,7 @@ func (d *discardTransport) OutboundBuffered() int { return 0 }
 
 func (d *discardTransport) Close() error      { return nil }
 func (d *discardTransport) CloseWrite() error { return nil }
+func (d *discardTransport) WakeInput()        {}
 
 // benchServer is a server with one loop and subs subscribers of topic "bench",
 // without listeners: the loop is driven by hand.

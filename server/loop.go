@@ -246,6 +246,7 @@ func (l *loop) poll() {
 			c.markDirty()
 		default:
 			c.checkMarks(c.t.OutboundBuffered())
+			c.resumeInput()
 			kept = append(kept, c)
 		}
 	}

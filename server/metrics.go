@@ -19,6 +19,8 @@ type metrics struct {
 	handshakeFailures prometheus.Counter
 	handshakeTimeouts prometheus.Counter
 	slowClients       prometheus.Gauge
+	inboundRefusals   prometheus.Counter
+	inputPaused       prometheus.Gauge
 	lags              prometheus.Counter
 	resumes           prometheus.Counter
 	resets            prometheus.Counter
@@ -65,6 +67,12 @@ func newMetrics(s *Server) *metrics {
 	})
 	m.handshakeTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tickfan_ws_handshake_timeouts_total", Help: "Connections closed for not finishing the WebSocket upgrade in time.",
+	})
+	m.inputPaused = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tickfan_input_paused_clients", Help: "Connections whose commands wait unread because their outbox is over its budget.",
+	})
+	m.inboundRefusals = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tickfan_inbound_budget_closes_total", Help: "Connections closed because unfinished client messages held by the server passed --inbound-bytes.",
 	})
 	m.slowClients = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tickfan_slow_clients", Help: "Connections over their outbox high-water mark now.",
@@ -119,8 +127,11 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reg.MustRegister(
 		m.connections, m.subscriptions, m.publications, m.handshakeFailures,
-		m.handshakeTimeouts, m.slowClients, m.lags, m.resumes, m.resets, m.recovered,
+		m.handshakeTimeouts, m.slowClients, m.inboundRefusals, m.inputPaused, m.lags, m.resumes, m.resets, m.recovered,
 		m.errorsByCode, m.closesByCode, m.commandsByOp, m.rejectedConns,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tickfan_inbound_bytes", Help: "Bytes of client input held unhandled: unfinished messages, and commands of clients over their outbox budget.",
+		}, func() float64 { return float64(s.inbound.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "tickfan_deliveries_total", Help: "Publications queued to subscribers.",
 		}, sum(func(l *loop) uint64 { return l.stats.deliveries.Load() })),

@@ -83,8 +83,12 @@ func (s *Server) openConn(t transport, l *loop, kind connKind, remote net.Addr) 
 // they caused and returns how many bytes were used; the reactor keeps the
 // rest (a partial frame) until more arrives. Loop goroutine only.
 func (c *conn) traffic(buf []byte) int {
-	c.lastSeen = c.l.srv.wheel.NowNano() // any inbound byte is life
+	now := c.l.srv.wheel.NowNano()
+	if len(buf) > 0 {
+		c.lastSeen = now // any inbound byte is life
+	}
 	n := c.onData(buf)
+	c.holdInput(len(buf)-n, now)
 	c.l.flush()
 	return n
 }

@@ -214,6 +214,10 @@ func (r *evioReactor) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 	if !ok {
 		return nil, evio.Close
 	}
+	if in == nil && e.wakeIn && !e.closeReq {
+		e.wakeIn = false
+		in = []byte{} // the input kept while the connection was over its budget
+	}
 	if in == nil {
 		e.el.l.runIfScheduled()
 	} else if !e.closeReq {
@@ -273,6 +277,7 @@ type evioConn struct {
 
 	closeReq bool // close once what is pending is written
 	gone     bool // evio closed it
+	wakeIn   bool // hand in to the connection again at the next wake
 }
 
 // Writev writes to the socket at once when nothing is pending before bs,
@@ -319,6 +324,14 @@ func (e *evioConn) CloseWrite() error {
 		return net.ErrClosed
 	}
 	return closeWrite(e.fd)
+}
+
+// WakeInput has the connection's next callback hand its kept input in again.
+func (e *evioConn) WakeInput() {
+	if len(e.in) > 0 {
+		e.wakeIn = true
+		e.ec.Wake()
+	}
 }
 
 // Close asks evio to write what is pending and close.

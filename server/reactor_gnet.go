@@ -193,6 +193,9 @@ type gnetConn struct{ gnet.Conn }
 // (conn.shutdown waits for that), so nothing of ours is cut off.
 func (g gnetConn) CloseWrite() error { return closeWrite(g.Fd()) }
 
+// WakeInput has gnet call OnTraffic with the input it holds.
+func (g gnetConn) WakeInput() { _ = g.Wake(nil) }
+
 // gnetLogger sends gnet's own logs to the server's logger.
 type gnetLogger struct{ s *Server }
 

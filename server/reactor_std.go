@@ -144,6 +144,7 @@ func (r *stdReactor) stop(context.Context) error {
 	}
 	close(r.stopping)
 	for t := range r.conns {
+		_ = t.Close() // a reader paused by its budget gives up
 		_ = t.nc.Close()
 	}
 	r.mu.Unlock()
@@ -213,7 +214,7 @@ func (r *stdReactor) serveWS(w http.ResponseWriter, req *http.Request) {
 		r.srv.metrics.handshakeFailures.Inc()
 		return
 	}
-	wc.SetReadLimit(int64(r.srv.cfg.MaxFrame))
+	wc.SetReadLimit(int64(r.srv.cfg.AnonMaxFrame)) // readWS raises it once the client has a token
 	t := newStdTransport(wc.NetConn(), wc)
 	r.serve(t, kindWS, func(c *conn) { c.upgraded(format) })
 }
@@ -286,7 +287,7 @@ func (r *stdReactor) readWS(t *stdTransport, c *conn, ack chan struct{}) {
 				switch {
 				case c.closing: // the close has begun: input is dropped
 				case op == ws.OpPing:
-					c.push(codec.AppendWSFrame(nil, ws.OpPong, []byte(data)))
+					c.ping([]byte(data))
 				case op == ws.OpClose:
 					c.wsCloseReply([]byte(data))
 				}
@@ -304,24 +305,72 @@ func (r *stdReactor) readWS(t *stdTransport, c *conn, ack chan struct{}) {
 		}
 		return control(ws.OpClose)(string(payload))
 	})
+	limit := r.srv.cfg.AnonMaxFrame
 	for {
-		typ, msg, err := t.ws.ReadMessage()
+		typ, rd, err := t.ws.NextReader()
 		if err != nil {
 			return
 		}
+		// A message begun must be finished within --message-timeout
+		// (conn.holdInput on the other engines).
+		t.readDeadline(time.Now().Add(r.srv.cfg.MessageTimeout))
+		msg, err := io.ReadAll(rd)
+		if err != nil {
+			if isTimeout(err) {
+				onLoop(l, ack, func() {
+					if c.state != stClosed && !c.closing {
+						c.closeWith(CloseBadRequest, "a message was not finished within the message timeout")
+						l.flush()
+					}
+				})
+			}
+			return
+		}
+		t.readDeadline(time.Time{})
 		op := ws.OpText
 		if typ == websocket.BinaryMessage {
 			op = ws.OpBinary
 		}
-		onLoop(l, ack, func() {
-			if c.state == stClosed || c.closing {
+		for handled := false; !handled; {
+			onLoop(l, ack, func() {
+				handled = true
+				if c.state == stClosed || c.closing {
+					return
+				}
+				c.lastSeen = r.srv.wheel.NowNano()
+				if c.overBudget() { // as conn.onData: wait, unread, for the client to read
+					c.pauseInput()
+					handled = false
+					l.flush()
+					return
+				}
+				c.message(op, msg)
+				if m := c.maxFrame(); m != limit {
+					limit = m
+				}
+				l.flush()
+			})
+			if !handled && !t.waitInput() {
 				return
 			}
-			c.lastSeen = r.srv.wheel.NowNano()
-			c.message(op, msg)
-			l.flush()
-		})
+		}
+		t.ws.SetReadLimit(int64(limit)) // --max-frame once authenticated
 	}
+}
+
+// readDeadline sets the socket's read deadline, unless the connection is
+// closing: then the deadline of its close stands.
+func (t *stdTransport) readDeadline(d time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closing {
+		_ = t.nc.SetReadDeadline(d)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // readTCP hands the bytes read to the connection, keeping a partial frame
@@ -338,13 +387,24 @@ func (r *stdReactor) readTCP(t *stdTransport, c *conn, ack chan struct{}) {
 			return
 		}
 		have += n
-		used := 0
-		onLoop(c.l, ack, func() {
-			if c.state != stClosed {
-				used = c.traffic(buf[:have])
+		for {
+			used, paused := 0, false
+			onLoop(c.l, ack, func() {
+				if c.state != stClosed {
+					used = c.traffic(buf[:have])
+					paused = c.inPaused
+				}
+			})
+			have = copy(buf, buf[used:have])
+			// Over its budget the connection reads nothing more from the
+			// socket until the client has read enough: TCP backpressure.
+			if !paused {
+				break
 			}
-		})
-		have = copy(buf, buf[used:have])
+			if !t.waitInput() {
+				return
+			}
+		}
 		if have == 0 && len(buf) > 4096 {
 			buf = make([]byte, 4096) // a large frame has gone: give its room back
 		}
@@ -364,7 +424,9 @@ type stdTransport struct {
 	// still linger for the client's last bytes); set on open.
 	release func()
 
-	buffered atomic.Int64 // bytes queued and not yet written
+	buffered atomic.Int64  // bytes queued and not yet written
+	input    chan struct{} // WakeInput: the reader may go on
+	quit     chan struct{} // closed by Close: a paused reader gives up
 
 	mu      sync.Mutex
 	pending []byte
@@ -373,7 +435,7 @@ type stdTransport struct {
 }
 
 func newStdTransport(nc net.Conn, wc *websocket.Conn) *stdTransport {
-	return &stdTransport{nc: nc, ws: wc, wake: make(chan struct{}, 1),
+	return &stdTransport{nc: nc, ws: wc, wake: make(chan struct{}, 1), input: make(chan struct{}, 1), quit: make(chan struct{}),
 		readDone: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -398,6 +460,25 @@ func (t *stdTransport) Write(b []byte) (int, error) { return t.Writev([][]byte{b
 
 func (t *stdTransport) OutboundBuffered() int { return int(t.buffered.Load()) }
 
+// WakeInput lets a reader paused by the connection's budget go on.
+func (t *stdTransport) WakeInput() {
+	select {
+	case t.input <- struct{}{}:
+	default:
+	}
+}
+
+// waitInput waits for WakeInput, or reports false once the connection
+// has closed.
+func (t *stdTransport) waitInput() bool {
+	select {
+	case <-t.input:
+		return true
+	case <-t.quit:
+		return false
+	}
+}
+
 // Close writes what is queued, shuts the write side and closes the socket
 // once the client has closed its side, all within closeLinger: the
 // writer and the reader do the steps conn.shutdown does on the other
@@ -408,9 +489,12 @@ func (t *stdTransport) Close() error {
 	t.closing = true
 	t.mu.Unlock()
 	if first {
+		close(t.quit)
 		deadline := time.Now().Add(closeLinger)
 		_ = t.nc.SetWriteDeadline(deadline)
+		t.mu.Lock() // readDeadline leaves it alone from here on
 		_ = t.nc.SetReadDeadline(deadline)
+		t.mu.Unlock()
 		t.signal()
 	}
 	return nil

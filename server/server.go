@@ -45,6 +45,9 @@ type Server struct {
 	httpConns atomic.Int64
 	httpDown  downState
 
+	// inbound is the bytes of unhandled client input held for every
+	// connection (conn.holdInput), bounded by Config.InboundBytes.
+	inbound   atomic.Int64
 	draining  atomic.Bool
 	stopOnce  sync.Once
 	reactorWG sync.WaitGroup

@@ -38,6 +38,7 @@ func (s *socket) Write(b []byte) (int, error) { return s.Writev([][]byte{b}) }
 func (s *socket) OutboundBuffered() int { return s.buffered }
 func (s *socket) Close() error          { s.closed = true; return nil }
 func (s *socket) CloseWrite() error     { s.shut = true; return nil }
+func (s *socket) WakeInput()            {}
 
 // messages decodes the server frames written so far (WebSocket, JSON).
 func (s *socket) messages(t *testing.T) []map[string]any {

@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/tickfan/tickfan/server"
+)
+
+// Half-sent messages must not hold the server's memory: an anonymous
+// client gets a small frame limit, a started message must be finished
+// within --message-timeout, and all unfinished input together is bounded
+// by --inbound-bytes.
+
+// TestAnonMaxFrame: a connection without a token may not send a message
+// over --anon-max-frame (TCP: op close 4004 on the length prefix alone;
+// WebSocket: close 1009 on the frame header), while an authenticated one
+// may send up to --max-frame.
+func TestAnonMaxFrame(t *testing.T) {
+	t.Parallel()
+	n := start(t, withJWT, func(c *server.Config) { c.AnonMaxFrame = 4 << 10 })
+	check := healthy(t, n)
+	eachTransport(t, func(t *testing.T, tr transport) {
+		c := tr.dial(t, n)
+		c.alive(t)
+		nc := rawConn(c)
+		if tr.name == "tcp" {
+			_, _ = nc.Write(binary.BigEndian.AppendUint32(nil, 8<<10))
+		} else {
+			hdr := append([]byte{0x82, 0x80 | 126}, binary.BigEndian.AppendUint16(nil, 8<<10)...)
+			_, _ = nc.Write(append(hdr, 1, 2, 3, 4))
+		}
+		last, code := readToClose(t, c)
+		if tr.name == "tcp" {
+			if err := checkOpClose(last, server.CloseBadRequest); err != nil {
+				t.Fatal(err)
+			}
+		} else if code != 1009 {
+			t.Fatalf("close %d, want 1009", code)
+		}
+		// With a token the same message is served.
+		a := tr.dial(t, n)
+		a.ok(t, map[string]any{"op": "auth", "token": hsToken(t, map[string]any{
+			"sub": "big", "exp": time.Now().Add(time.Hour).Unix(), "pub": []string{"big.>"}})})
+		d := make([]byte, 8<<10)
+		for i := range d {
+			d[i] = 'a'
+		}
+		a.pub(t, "big.msg", string(d), false)
+	})
+	check()
+}
+
+// TestMessageTimeout: a client that starts a message and never finishes it
+// is closed with 4004 after --message-timeout, even while it keeps the
+// connection alive (WebSocket pings; over TCP a byte at a time).
+func TestMessageTimeout(t *testing.T) {
+	t.Parallel()
+	n := start(t, func(c *server.Config) { c.MessageTimeout = 300 * time.Millisecond })
+	check := healthy(t, n)
+	eachTransport(t, func(t *testing.T, tr transport) {
+		c := tr.dial(t, n)
+		c.alive(t)
+		nc := rawConn(c)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() { // keep the connection alive until the close comes
+			defer close(done)
+			if tr.name == "tcp" {
+				_, _ = nc.Write(binary.BigEndian.AppendUint32(nil, 1000))
+			} else {
+				// A text frame without FIN: a fragmented message begun.
+				_, _ = nc.Write([]byte{0x01, 0x80 | 2, 0, 0, 0, 0, '{', '"'})
+			}
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				var err error
+				if tr.name == "tcp" {
+					_, err = nc.Write([]byte{' '})
+				} else {
+					_, err = nc.Write([]byte{0x89, 0x80, 0, 0, 0, 0}) // ping
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		last, code := readToClose(t, c)
+		close(stop)
+		<-done
+		if err := checkOpClose(last, server.CloseBadRequest); err != nil {
+			t.Fatal(err)
+		}
+		if tr.name != "tcp" && code != server.CloseBadRequest {
+			t.Fatalf("close frame %d, want %d", code, server.CloseBadRequest)
+		}
+	})
+	check()
+}
+
+// TestInboundBudget: unfinished messages of all connections together may
+// hold at most --inbound-bytes; the connection whose message passes it is
+// closed with 4004, the others and a healthy subscriber are served, and
+// the bytes are given back when connections close.
+func TestInboundBudget(t *testing.T) {
+	t.Parallel()
+	n := start(t, func(c *server.Config) {
+		c.InboundBytes = 100 << 10
+		c.AnonMaxFrame = 64 << 10
+		c.MessageTimeout = time.Minute
+	})
+	check := healthy(t, n)
+	var conns []*client
+	closed := 0
+	for i := 0; i < 4; i++ {
+		c := dialTCP(t, n)
+		c.alive(t)
+		nc := rawConn(c)
+		// Announce 60 KiB and send 40 KiB of it.
+		if _, err := nc.Write(append(binary.BigEndian.AppendUint32(nil, 60<<10), make([]byte, 40<<10)...)); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	deadline := time.Now().Add(readTimeout)
+	for metricValue(t, n, "tickfan_inbound_bytes") == 0 || metricValue(t, n, "tickfan_inbound_budget_closes_total") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("inbound %v, budget closes %v: want the budget to refuse one of 4 x 40 KiB under 100 KiB",
+				metricValue(t, n, "tickfan_inbound_bytes"), metricValue(t, n, "tickfan_inbound_budget_closes_total"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if held := metricValue(t, n, "tickfan_inbound_bytes"); held > 100<<10 {
+		t.Fatalf("%v bytes held, over the budget of 100 KiB", held)
+	}
+	for _, c := range conns {
+		_ = rawConn(c).SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		b := make([]byte, 1)
+		if _, err := rawConn(c).Read(b); err == nil {
+			closed++ // the op close of the refused one
+		} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+			closed++
+		}
+	}
+	if closed == 0 || closed == len(conns) {
+		t.Fatalf("%d of %d connections closed, want some but not all", closed, len(conns))
+	}
+	check()
+	for _, c := range conns {
+		c.close()
+	}
+	for deadline := time.Now().Add(readTimeout); metricValue(t, n, "tickfan_inbound_bytes") != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v inbound bytes still held after every client left", metricValue(t, n, "tickfan_inbound_bytes"))
+		}
+	}
+}
