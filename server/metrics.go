@@ -21,6 +21,7 @@ type metrics struct {
 	slowClients       prometheus.Gauge
 	inboundRefusals   prometheus.Counter
 	inputPaused       prometheus.Gauge
+	acceptErrors      prometheus.Counter
 	lags              prometheus.Counter
 	resumes           prometheus.Counter
 	resets            prometheus.Counter
@@ -67,6 +68,9 @@ func newMetrics(s *Server) *metrics {
 	})
 	m.handshakeTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tickfan_ws_handshake_timeouts_total", Help: "Connections closed for not finishing the WebSocket upgrade in time.",
+	})
+	m.acceptErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tickfan_accept_errors_total", Help: "Failed accepts on the WebSocket and TCP listeners (out of file descriptors, mostly); accepting resumes after a pause.",
 	})
 	m.inputPaused = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tickfan_input_paused_clients", Help: "Connections whose commands wait unread because their outbox is over its budget.",
@@ -127,7 +131,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reg.MustRegister(
 		m.connections, m.subscriptions, m.publications, m.handshakeFailures,
-		m.handshakeTimeouts, m.slowClients, m.inboundRefusals, m.inputPaused, m.lags, m.resumes, m.resets, m.recovered,
+		m.handshakeTimeouts, m.slowClients, m.inboundRefusals, m.inputPaused, m.acceptErrors, m.lags, m.resumes, m.resets, m.recovered,
 		m.errorsByCode, m.closesByCode, m.commandsByOp, m.rejectedConns,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tickfan_inbound_bytes", Help: "Bytes of client input held unhandled: unfinished messages, and commands of clients over their outbox budget.",

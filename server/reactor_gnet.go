@@ -2,126 +2,185 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
 	"golang.org/x/sys/unix"
 )
 
-// gnetReactor runs the WebSocket and TCP listeners on one gnet engine with
-// Config.Loops event loops. Each gnet loop is paired with one of the
+// gnetReactor serves the WebSocket and TCP connections on gnet event
+// loops (Config.Loops of them). Each gnet loop is paired with one of the
 // server's loops the first time it opens a connection.
+//
+// The listeners are the reactor's own, each with an accepting goroutine
+// that hands every accepted socket to gnet (Client.EnrollContext), rather
+// than gnet's: gnet's acceptor stops the whole engine on the first accept
+// error it does not expect, and running out of file descriptors (EMFILE)
+// then dropped every client and closed both ports for good. Here it is a
+// pause: /readyz fails, the connection at the head of the backlog is
+// accepted with a spare descriptor and closed, and accepting resumes.
 type gnetReactor struct {
-	down downState // why it is not serving, if it is not
 	gnet.BuiltinEventEngine
-	srv *Server
+	srv  *Server
+	down downState // why it is not serving, if it is not
 
-	eng     gnet.Engine
-	booted  chan struct{}
-	wsAddr  net.Addr
-	tcpAddr net.Addr
+	cli      *gnet.Client
+	ws, tcp  *net.TCPListener
+	stopping atomic.Bool
+	spare    sparedFD
 
 	mu     sync.Mutex
 	paired map[gnet.EventLoop]*loop
 }
 
 func newGnetReactor(s *Server) *gnetReactor {
-	return &gnetReactor{srv: s, booted: make(chan struct{}), paired: make(map[gnet.EventLoop]*loop)}
+	return &gnetReactor{srv: s, paired: make(map[gnet.EventLoop]*loop)}
 }
 
-// start runs the engine and waits until its listeners are bound.
+// start binds the listeners, starts the event loops and the acceptors.
 func (r *gnetReactor) start(wg *sync.WaitGroup) error {
 	cfg := r.srv.cfg
-	addrs := []string{"tcp://" + cfg.WSAddr, "tcp://" + r.tcpListenAddr()}
-	errc := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		errc <- gnet.Rotate(r, addrs,
-			gnet.WithMulticore(true),
-			gnet.WithNumEventLoop(cfg.Loops),
-			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			// A restart binds at once although connections of the old
-			// process linger in TIME_WAIT.
-			gnet.WithReuseAddr(true),
-			gnet.WithLogger(gnetLogger{r.srv}),
-			gnet.WithLogLevel(logging.WarnLevel),
-		)
-	}()
-	select {
-	case <-r.booted:
-		return nil
-	case err := <-errc:
-		for _, a := range [][2]string{{"websocket", cfg.WSAddr}, {"tcp", cfg.TCPAddr}} {
-			if lerr := checkListen(a[0], a[1]); lerr != nil {
-				return fmt.Errorf("reactor: %w", lerr)
-			}
-		}
-		return fmt.Errorf("reactor: listen on %s and %s: %w", cfg.WSAddr, cfg.TCPAddr, err)
-	}
-}
-
-func (r *gnetReactor) addrs() (ws, tcp net.Addr) { return r.wsAddr, r.tcpAddr }
-
-func (r *gnetReactor) stop(ctx context.Context) error {
-	select {
-	case <-r.booted:
-		return r.eng.Stop(ctx)
-	default:
-		return nil
-	}
-}
-
-// OnBoot learns the bound addresses (a port of 0 in the config picks one).
-func (r *gnetReactor) OnBoot(eng gnet.Engine) gnet.Action {
-	r.eng = eng
 	var err error
-	if r.wsAddr, err = boundAddr(eng, r.srv.cfg.WSAddr); err != nil {
-		r.srv.log.Error("websocket listener address", "err", err)
-		return gnet.Shutdown
+	// Go's listeners set SO_REUSEADDR: a restart binds at once although
+	// connections of the old process linger in TIME_WAIT.
+	if r.ws, err = listenTCP("websocket", cfg.WSAddr); err != nil {
+		return fmt.Errorf("reactor: %w", err)
 	}
-	if r.tcpAddr, err = boundAddr(eng, r.tcpListenAddr()); err != nil {
-		r.srv.log.Error("tcp listener address", "err", err)
-		return gnet.Shutdown
+	if r.tcp, err = listenTCP("tcp", cfg.TCPAddr); err != nil {
+		_ = r.ws.Close()
+		return fmt.Errorf("reactor: %w", err)
 	}
-	close(r.booted)
-	return gnet.None
+	r.cli, err = gnet.NewClient(r,
+		gnet.WithMulticore(true),
+		gnet.WithNumEventLoop(cfg.Loops),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLogger(gnetLogger{r.srv}),
+		gnet.WithLogLevel(logging.WarnLevel),
+	)
+	if err == nil {
+		err = r.cli.Start()
+	}
+	if err != nil {
+		_, _ = r.ws.Close(), r.tcp.Close()
+		return fmt.Errorf("reactor: gnet: %w", err)
+	}
+	r.spare.take()
+	for _, a := range []struct {
+		ln   *net.TCPListener
+		kind connKind
+	}{{r.ws, kindWS}, {r.tcp, kindTCP}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.accept(a.ln, a.kind)
+		}()
+	}
+	return nil
 }
 
-// tcpListenAddr is the TCP listener's address as given to gnet. gnet finds
-// a listener by its address string, so when both listeners ask for the same
-// host with port 0 (the OS picks each port) the TCP one is spelt with port
-// "00": the same port 0 to the resolver, a different string to gnet.
-func (r *gnetReactor) tcpListenAddr() string {
-	cfg := r.srv.cfg
-	if cfg.TCPAddr == cfg.WSAddr && strings.HasSuffix(cfg.TCPAddr, ":0") {
-		return cfg.TCPAddr + "0"
+// listenTCP binds a listener, naming it and its address in an error.
+func listenTCP(what, addr string) (*net.TCPListener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listener: %w", what, err)
 	}
-	return cfg.TCPAddr
+	return ln.(*net.TCPListener), nil
 }
 
-// boundAddr returns the address the listener for addr is bound to.
-func boundAddr(eng gnet.Engine, addr string) (net.Addr, error) {
-	fd, err := eng.DupListener("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("dup listener %s: %w", addr, err)
+// accept hands each connection of ln to gnet until the reactor stops.
+// Running out of descriptors pauses it (backing off to a second) and sheds
+// the connection at the head of the backlog, so that clients are told at
+// once instead of waiting in the backlog; /readyz says why meanwhile.
+func (r *gnetReactor) accept(ln *net.TCPListener, kind connKind) {
+	var backoff time.Duration
+	for {
+		nc, err := ln.AcceptTCP()
+		if err == nil {
+			_, err = r.cli.EnrollContext(nc, kind) // dups the socket and closes nc
+		}
+		switch {
+		case err == nil:
+			if backoff > 0 {
+				backoff = 0
+				r.down.clear()
+				r.srv.log.Info("accepting again", "listener", kind.String())
+			}
+			continue
+		case r.stopping.Load() || errors.Is(err, net.ErrClosed):
+			return
+		case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
+			r.srv.metrics.acceptErrors.Inc()
+			if backoff == 0 {
+				r.srv.log.Warn("out of file descriptors: accepting paused", "listener", kind.String(), "err", err)
+			}
+			r.down.set(fmt.Errorf("%s listener: out of file descriptors", kind))
+			r.spare.shed(ln)
+		default:
+			r.srv.metrics.acceptErrors.Inc()
+			r.srv.log.Warn("accept", "listener", kind.String(), "err", err)
+		}
+		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+		time.Sleep(backoff)
 	}
-	defer unix.Close(fd)
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return nil, fmt.Errorf("getsockname %s: %w", addr, err)
+}
+
+// sparedFD is a descriptor held in reserve: with the process out of
+// descriptors, giving it up lets the acceptor take the next connection
+// and close it, then take the reserve back.
+type sparedFD struct {
+	mu sync.Mutex
+	fd int
+}
+
+func (s *sparedFD) take() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		s.fd = fd
+	} else {
+		s.fd = -1
 	}
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}, nil
-	case *unix.SockaddrInet6:
-		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}, nil
+}
+
+func (s *sparedFD) shed(ln *net.TCPListener) {
+	s.mu.Lock()
+	if s.fd >= 0 {
+		_ = unix.Close(s.fd)
+		s.fd = -1
 	}
-	return nil, fmt.Errorf("listener %s: unexpected address %T", addr, sa)
+	s.mu.Unlock()
+	_ = ln.SetDeadline(time.Now().Add(time.Millisecond))
+	if nc, err := ln.Accept(); err == nil {
+		_ = nc.Close()
+	}
+	_ = ln.SetDeadline(time.Time{})
+	s.take()
+}
+
+func (r *gnetReactor) addrs() (ws, tcp net.Addr) { return r.ws.Addr(), r.tcp.Addr() }
+
+// stop closes the listeners, then the event loops with every connection.
+func (r *gnetReactor) stop(context.Context) error {
+	if r.cli == nil || r.stopping.Swap(true) {
+		return nil
+	}
+	_, _ = r.ws.Close(), r.tcp.Close()
+	err := r.cli.Stop()
+	r.spare.mu.Lock()
+	if r.spare.fd >= 0 {
+		_ = unix.Close(r.spare.fd)
+		r.spare.fd = -1
+	}
+	r.spare.mu.Unlock()
+	return err
 }
 
 // pair returns the server loop of a gnet event loop.
@@ -141,30 +200,10 @@ func (r *gnetReactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if r.srv.draining.Load() {
 		return nil, gnet.Close // a draining node takes no new clients
 	}
-	kind := kindWS
-	if localPort(gc) == r.tcpAddr.(*net.TCPAddr).Port {
-		kind = kindTCP
-	}
+	kind, _ := gc.Context().(connKind) // the acceptor's listener
 	c := r.srv.openConn(gnetConn{gc}, r.pair(gc.EventLoop()), kind, gc.RemoteAddr())
 	gc.SetContext(c)
 	return nil, gnet.None
-}
-
-// localPort is the port the connection was accepted on. gnet's LocalAddr is
-// the listener's address as configured (port 0 when the OS picked), so ask
-// the socket.
-func localPort(gc gnet.Conn) int {
-	sa, err := unix.Getsockname(gc.Fd())
-	if err != nil {
-		return -1
-	}
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return sa.Port
-	case *unix.SockaddrInet6:
-		return sa.Port
-	}
-	return -1
 }
 
 func (r *gnetReactor) OnTraffic(gc gnet.Conn) gnet.Action {

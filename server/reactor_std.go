@@ -220,19 +220,34 @@ func (r *stdReactor) serveWS(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *stdReactor) acceptTCP() {
+	var backoff time.Duration
 	for {
 		nc, err := r.tcpLn.Accept()
-		if err != nil {
-			select {
-			case <-r.stopping:
-			default:
-				if !errors.Is(err, net.ErrClosed) {
-					r.srv.log.Error("tcp listener stopped", "err", err)
-				}
+		if err == nil {
+			if backoff > 0 {
+				backoff = 0
+				r.down.clear()
 			}
+			go r.serve(newStdTransport(nc, nil), kindTCP, nil)
+			continue
+		}
+		select {
+		case <-r.stopping:
+			return
+		default:
+		}
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
-		go r.serve(newStdTransport(nc, nil), kindTCP, nil)
+		// Out of descriptors, mostly: pause and go on, as net/http does
+		// for the WebSocket listener.
+		r.srv.metrics.acceptErrors.Inc()
+		r.down.set(fmt.Errorf("tcp listener: %w", err))
+		if backoff == 0 {
+			r.srv.log.Warn("tcp accept failed: accepting paused", "err", err)
+		}
+		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+		time.Sleep(backoff)
 	}
 }
 

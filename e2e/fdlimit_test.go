@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// TestOutOfFileDescriptors runs the server under an open-file limit of 300
+// with --max-conns above it, and opens more connections than it can hold:
+// accepting must pause and resume, not stop. Every client already
+// connected stays served, and once descriptors are free again new clients
+// are accepted and /readyz is ready.
+func TestOutOfFileDescriptors(t *testing.T) {
+	if engine == "evio" {
+		t.Skip("evio stops on an accept error, a limit of that engine (README, engines)")
+	}
+	bin := tickfanBinary(t)
+	args := []string{"serve", "--ws-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--api-key", apiKey, "--max-conns", "1000"}
+	if engine != "" {
+		args = append(args, "--engine", engine)
+	}
+	cmd := exec.Command("sh", append([]string{"-c", `ulimit -Sn 300 && ulimit -Hn 300 && exec "$0" "$@"`, bin}, args...)...)
+	p := startCmd(t, cmd)
+	healthy := wsDial(t, p.ws, 0)
+	wsSub(t, healthy, "book.HEALTHY")
+
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 400; i++ {
+		c, err := net.DialTimeout("tcp", p.tcp, readTimeout)
+		if err != nil {
+			break // the backlog is full: the server stopped taking more for now
+		}
+		conns = append(conns, c)
+	}
+	// Ping on each: those the server holds answer; those it could not
+	// take are closed, or wait in the backlog (a deadline ends the wait).
+	// Wait until the server has met the limit (or give up waiting: what
+	// follows fails then if the server did not survive it).
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if errs, err := p.tryMetric("tickfan_accept_errors_total"); err == nil && errs > 0 {
+			break
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+
+	// Descriptors are free again: new clients are served, the old one too.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if httpStatus(t, p.httpURL+"/readyz") == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz not ready after the descriptors were given back")
+		}
+	}
+	late := wsDial(t, p.ws, 0)
+	wsSub(t, late, "book.HEALTHY")
+	p.publishBatch(t, []byte(`{"t":"book.HEALTHY","d":1}`))
+	for _, ws := range []interface {
+		SetReadDeadline(time.Time) error
+		ReadJSON(any) error
+	}{healthy, late} {
+		var m map[string]any
+		_ = ws.SetReadDeadline(time.Now().Add(readTimeout))
+		if err := ws.ReadJSON(&m); err != nil || m["s"] != float64(1) {
+			t.Fatalf("subscriber after the descriptors ran out: %v %v, want seq 1", m, err)
+		}
+	}
+	if errs := p.metric(t, "tickfan_accept_errors_total"); errs == 0 {
+		t.Fatalf("no accept error counted with %d connections under a limit of 300 descriptors", 400)
+	}
+}
+
+// tryMetric reads one sample of the process's /metrics, or says why not.
+func (p *proc) tryMetric(name string) (float64, error) {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(p.httpURL + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	tp := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := tp.TextToMetricFamilies(bytes.NewReader(raw))
+	if err != nil {
+		return 0, err
+	}
+	return metricFamilies(fams).sum(name), nil
+}
+
+// startCmd starts a prepared tickfan serve command and reads its addresses.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	sc := bufio.NewScanner(stderr)
+	lines := make(chan string, 64)
+	go func() {
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+	}()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case l := <-lines:
+			if m := servingLine.FindStringSubmatch(l); m != nil {
+				return &proc{cmd: cmd, ws: m[1], tcp: m[2], httpURL: m[3]}
+			}
+			if strings.Contains(l, "level=ERROR") {
+				t.Fatalf("tickfan serve: %s", l)
+			}
+		case <-deadline:
+			t.Fatal(fmt.Sprintf("tickfan serve did not report its addresses (%v)", cmd.Args))
+		}
+	}
+}
