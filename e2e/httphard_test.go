@@ -172,7 +172,7 @@ func TestHTTPSlowBodyCut(t *testing.T) {
 // client is refused with 4006; each place comes back when its holder goes.
 func TestHTTPConnectionBudget(t *testing.T) {
 	t.Parallel()
-	n := start(t, func(c *server.Config) { c.MaxConns = 3 })
+	n := start(t, func(c *server.Config) { c.MaxConns, c.MaxConnsPerIP = 3, -1 })
 	clients := []*client{dialWS(t, n, protoJSON), dialWS(t, n, protoMsgpack), dialTCP(t, n)}
 	for _, c := range clients {
 		c.alive(t)

@@ -33,7 +33,7 @@ func healthy(t *testing.T, n *node) func() {
 func TestMaxConnections(t *testing.T) {
 	t.Parallel()
 	// --max-conns covers every listener: HTTP connections count too.
-	n := start(t, func(c *server.Config) { c.MaxConns = 4 })
+	n := start(t, func(c *server.Config) { c.MaxConns, c.MaxConnsPerIP = 4, -1 })
 	check := healthy(t, n) // 1
 	check()                // 2: the HTTP connection the checks keep alive
 	a := dialTCP(t, n)     // 3
@@ -224,4 +224,22 @@ func TestMsgpackPayloadWithContainerKeys(t *testing.T) {
 	}
 	c.alive(t)
 	check()
+}
+
+// TestPerIPShareByDefault: with no per-IP flag, one address may hold at
+// most half of --max-conns, so it can never take every place.
+func TestPerIPShareByDefault(t *testing.T) {
+	t.Parallel()
+	n := start(t, func(c *server.Config) { c.MaxConns = 6 })
+	for i := 0; i < 3; i++ {
+		dialTCP(t, n).alive(t)
+	}
+	over := dialTCP(t, n)
+	m, err := over.recv()
+	if err != nil || m["op"] != "close" || m["code"] != int64(server.CloseTooManyConns) {
+		t.Fatalf("4th connection from one address of 6 places: %v %v, want op close 4006", m, err)
+	}
+	if v := metricValue(t, n, "tickfan_rejected_connections_total", "reason", "per_ip"); v != 1 {
+		t.Fatalf("rejected per_ip metric %v, want 1", v)
+	}
 }

@@ -89,10 +89,13 @@ type Config struct {
 	// with 4006. Default: the process's open-file limit less 256.
 	MaxConns int
 	// MaxConnsPerIP bounds open connections from one IP address (4006).
-	// Default 0: no bound (clients behind one NAT share an address).
+	// Default (0): half of MaxConns, so that no one address can take every
+	// place while a NAT or a proxy of half the node still fits; negative:
+	// no bound (a server behind one proxy sees one address).
 	MaxConnsPerIP int
 	// ConnRatePerIP bounds new connections per second from one IP (4006).
-	// Default 0: no bound.
+	// Default (0): 1000, more than a NAT's clients reconnecting with
+	// backoff make; negative: no bound.
 	ConnRatePerIP int
 	// CmdRate is the commands per second a connection may send (a burst of
 	// as many is allowed); past it commands get 429, and a client that sends
@@ -197,6 +200,18 @@ func (cfg Config) withDefaults() Config {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = fileLimit() - 256
 	}
+	switch { // internally 0 is no bound
+	case cfg.MaxConnsPerIP == 0:
+		cfg.MaxConnsPerIP = max(cfg.MaxConns/2, 1)
+	case cfg.MaxConnsPerIP < 0:
+		cfg.MaxConnsPerIP = 0
+	}
+	switch {
+	case cfg.ConnRatePerIP == 0:
+		cfg.ConnRatePerIP = 1000
+	case cfg.ConnRatePerIP < 0:
+		cfg.ConnRatePerIP = 0
+	}
 	if cfg.CmdRate <= 0 {
 		cfg.CmdRate = 100
 	}
@@ -253,8 +268,6 @@ func (cfg Config) validate() error {
 		v    int
 		zero string
 	}{
-		{"--max-conns-per-ip", cfg.MaxConnsPerIP, "no limit"},
-		{"--conn-rate-per-ip", cfg.ConnRatePerIP, "no limit"},
 		{"--pub-rate", cfg.PubRate, "no limit"},
 	} {
 		if n.v < 0 {

@@ -40,8 +40,7 @@ func TestConfigValidate(t *testing.T) {
 		{"ws path without slash", func(c *Config) { c.WSPath = "ws" }, `--ws-path "ws": must start with /`},
 		{"ws path with query", func(c *Config) { c.WSPath = "/ws?x=1" }, `--ws-path "/ws?x=1"`},
 		{"negative history", func(c *Config) { c.HistorySize = -1 }, "--history-size -1: must be at least 1"},
-		{"negative conns per ip", func(c *Config) { c.MaxConnsPerIP = -1 }, "--max-conns-per-ip -1: must be 0"},
-		{"negative conn rate", func(c *Config) { c.ConnRatePerIP = -2 }, "--conn-rate-per-ip -2: must be 0"},
+		{"per-ip limits off", func(c *Config) { c.MaxConnsPerIP, c.ConnRatePerIP = -1, -1 }, ""},
 		{"negative pub rate", func(c *Config) { c.PubRate = -3 }, "--pub-rate -3: must be 0"},
 		{"engine", func(c *Config) { c.Engine = "netpoll" }, `--engine "netpoll": want one of gnet, evio, std`},
 		{"bad conflate", func(c *Config) { c.Conflate = "a..b" }, "--conflate"},
@@ -69,5 +68,23 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("New: %q is more than one line", err)
 			}
 		})
+	}
+}
+
+// TestPerIPDefaults: by default one address may hold half the node's
+// places and open 1000 connections a second; a negative value turns a
+// bound off.
+func TestPerIPDefaults(t *testing.T) {
+	cfg := Config{MaxConns: 1000}.withDefaults()
+	if cfg.MaxConnsPerIP != 500 || cfg.ConnRatePerIP != 1000 {
+		t.Fatalf("defaults: %d per IP, %d/s per IP; want 500 and 1000", cfg.MaxConnsPerIP, cfg.ConnRatePerIP)
+	}
+	cfg = Config{MaxConns: 1000, MaxConnsPerIP: -1, ConnRatePerIP: -1}.withDefaults()
+	if cfg.MaxConnsPerIP != 0 || cfg.ConnRatePerIP != 0 {
+		t.Fatalf("turned off: %d per IP, %d/s per IP; want 0 (no bound) for both", cfg.MaxConnsPerIP, cfg.ConnRatePerIP)
+	}
+	cfg = Config{MaxConns: 1000, MaxConnsPerIP: 7, ConnRatePerIP: 9}.withDefaults()
+	if cfg.MaxConnsPerIP != 7 || cfg.ConnRatePerIP != 9 {
+		t.Fatalf("given: %d per IP, %d/s per IP; want 7 and 9", cfg.MaxConnsPerIP, cfg.ConnRatePerIP)
 	}
 }

@@ -241,7 +241,7 @@ type gnetLogger struct{ s *Server }
 func (g gnetLogger) Debugf(f string, a ...any) {
 	g.s.log.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
-func (g gnetLogger) Infof(f string, a ...any) { g.s.log.Info(strings.TrimSpace(fmt.Sprintf(f, a...))) }
+func (g gnetLogger) Infof(f string, a ...any) { g.s.log.Debug(strings.TrimSpace(fmt.Sprintf(f, a...))) }
 func (g gnetLogger) Warnf(f string, a ...any) { g.s.log.Warn(strings.TrimSpace(fmt.Sprintf(f, a...))) }
 func (g gnetLogger) Errorf(f string, a ...any) {
 	g.s.log.Error(strings.TrimSpace(fmt.Sprintf(f, a...)))

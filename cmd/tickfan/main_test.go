@@ -65,8 +65,6 @@ func TestServeBadFlags(t *testing.T) {
 		{[]string{"--max-frame", "99999999999999999999"}, `--max-frame "99999999999999999999": out of range`},
 		{[]string{"--loops", "-3"}, "--loops -3: must be 0 (one per CPU) or more"},
 		{[]string{"--max-conns", "-1"}, "--max-conns -1: must be 0"},
-		{[]string{"--max-conns-per-ip", "-1"}, "--max-conns-per-ip -1: must be 0"},
-		{[]string{"--conn-rate-per-ip", "-1"}, "--conn-rate-per-ip -1: must be 0"},
 		{[]string{"--pub-rate", "-1"}, "--pub-rate -1: must be 0"},
 		{[]string{"--cmd-rate", "0"}, "--cmd-rate 0: must be at least 1"},
 		{[]string{"--max-subs", "0"}, "--max-subs 0: must be at least 1"},
