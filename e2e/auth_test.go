@@ -163,3 +163,24 @@ func TestAPIKeyFile(t *testing.T) {
 	r, _ = n.post("/api/publish", "apikey "+apiKey, map[string]any{"t": "book.K", "d": 1})
 	expectHTTPErr(t, "--api-key after --api-key-file", r, 401)
 }
+
+// TestJWTSecretFile: the HS256 secret can come from a file (so it is on
+// no command line), and the file wins over --jwt-secret.
+func TestJWTSecretFile(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "jwt")
+	if err := os.WriteFile(file, []byte(jwtSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := start(t, func(c *server.Config) { c.JWTSecret, c.JWTSecretFile = "another secret", file })
+	c := dialWS(t, n, protoJSON)
+	res := c.ok(t, map[string]any{"op": "auth", "token": hsToken(t, jwt.MapClaims{"sub": "9", "exp": time.Now().Add(time.Hour).Unix()})})
+	if res["sub"] != "9" {
+		t.Fatalf("auth with a token of the file's secret: %s", show(res))
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "9", "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte("another secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.fail(t, map[string]any{"op": "auth", "token": tok}, 401)
+}
