@@ -163,3 +163,45 @@ func TestInboundBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageTimeoutPerMessage: the deadline is per message. A client that
+// streams commands whose every write ends in the middle of the next one
+// (each finished well within the timeout) is served for many timeouts.
+func TestMessageTimeoutPerMessage(t *testing.T) {
+	t.Parallel()
+	const timeout = 200 * time.Millisecond
+	n := start(t, func(c *server.Config) { c.MessageTimeout = timeout })
+	c := dialTCP(t, n)
+	nc := rawConn(c)
+	const count = 60 // 60 x 20 ms: six timeouts
+	var stream []byte
+	for i := 1; i <= count; i++ {
+		body, err := c.f.marshal(map[string]any{"op": "ping", "id": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream = append(binary.BigEndian.AppendUint32(stream, uint32(len(body))), body...)
+	}
+	frame := len(stream) / count
+	go func() {
+		// Each write carries the end of one command and the start of the
+		// next, so every read leaves a message unfinished.
+		for off := 0; off < len(stream); {
+			end := min(off+frame, len(stream))
+			if off == 0 {
+				end = frame / 2
+			}
+			if _, err := nc.Write(stream[off:end]); err != nil {
+				return
+			}
+			off = end
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	for i := 1; i <= count; i++ {
+		m := c.next(t)
+		if err := checkReply(m, uint64(i)); err != nil {
+			t.Fatalf("ping %d of %d: %v", i, count, err)
+		}
+	}
+}

@@ -124,7 +124,7 @@ type Config struct {
 	MessageTimeout time.Duration
 	// InboundBytes bounds the bytes of unfinished inbound messages held
 	// for all connections together; a message that would pass it closes
-	// its connection with 4004 (WebSocket 1009). Default 256 MiB.
+	// its connection with 4004. Default 256 MiB.
 	InboundBytes int
 	// HTTPReadTimeout bounds the reading of one HTTP request, headers and
 	// body, on HTTPAddr and AdminAddr; a publish body not in by then is

@@ -143,6 +143,9 @@ const closeLinger = 2 * time.Second
 type connRare struct {
 	frag    []byte // a fragmented WebSocket message being assembled
 	fragOp  ws.OpCode
+	// fragSince is when the fragmented message began: it must be
+	// finished within --message-timeout.
+	fragSince int64
 	waiting [][]byte  // commands that came while a token was checked
 	pubs    cmdBucket // --pub-rate of a producer's pubs
 }
@@ -298,6 +301,7 @@ func (c *conn) readWS(buf []byte) int {
 			r := c.rareState()
 			r.frag = append(make([]byte, 0, len(fr.Payload)), fr.Payload...)
 			r.fragOp = fr.Op
+			r.fragSince = c.l.srv.wheel.NowNano()
 			return n
 		}
 		c.message(fr.Op, fr.Payload)
@@ -365,6 +369,9 @@ func (c *conn) pauseInput() {
 func (c *conn) resumeInput() {
 	if c.inPaused && !c.closing && !c.overBudget() {
 		c.inPaused = false
+		if c.rare != nil && c.rare.frag != nil {
+			c.rare.fragSince = c.l.srv.wheel.NowNano() // its time ran only while read
+		}
 		c.l.srv.metrics.inputPaused.Dec()
 		c.t.WakeInput()
 	}
@@ -389,10 +396,11 @@ func (c *conn) ping(payload []byte) {
 
 // holdInput accounts for the inbound bytes the connection leaves unread
 // (rest, kept by the reactor, and a fragmented message being assembled):
-// they count in the server's inbound budget, a message the client has
+// they count in the server's inbound budget, each message the client has
 // started must be finished within --message-timeout, and a client that
-// sends without reading holds at most two messages' worth.
-func (c *conn) holdInput(rest int, now int64) {
+// sends without reading holds at most two messages' worth. consumed is
+// what this read handled: a rest after it is a message begun in it.
+func (c *conn) holdInput(rest, consumed int, now int64) {
 	srv := c.l.srv
 	if c.state == stClosed {
 		return
@@ -411,12 +419,25 @@ func (c *conn) holdInput(rest int, now int64) {
 		srv.inbound.Add(int64(d))
 		c.held = int32(held)
 	}
-	switch partial := fragmented || rest > 0 && !c.inPaused; {
-	case !partial:
-		c.partSince = 0
-	case c.partSince == 0:
-		c.partSince = now
-		c.armTimer(now)
+	// The oldest unfinished message: the one the rest begins (begun in
+	// this read if this read handled any, else when it was first seen) and
+	// the fragmented one. While the connection is paused its unread input
+	// is the server's doing, not the client's: no deadline then.
+	var since int64
+	if rest > 0 && !c.inPaused {
+		since = c.partSince
+		if consumed > 0 || since == 0 {
+			since = now
+		}
+	}
+	if fragmented && !c.inPaused && (since == 0 || c.rare.fragSince < since) {
+		since = c.rare.fragSince
+	}
+	if since != c.partSince {
+		c.partSince = since
+		if since != 0 {
+			c.armTimer(now)
+		}
 	}
 	switch {
 	case held == 0:

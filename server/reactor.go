@@ -88,7 +88,7 @@ func (c *conn) traffic(buf []byte) int {
 		c.lastSeen = now // any inbound byte is life
 	}
 	n := c.onData(buf)
-	c.holdInput(len(buf)-n, now)
+	c.holdInput(len(buf)-n, n, now)
 	c.l.flush()
 	return n
 }

@@ -72,7 +72,7 @@ func (r *stdReactor) start(wg *sync.WaitGroup) error {
 		_ = wsLn.Close()
 		return fmt.Errorf("reactor: tcp listener: %w", err)
 	}
-	r.wsLn, r.tcpLn = drainingListener{wsLn, r.srv}, drainingListener{tcpLn, r.srv}
+	r.wsLn, r.tcpLn = drainingListener{wsLn, r.srv, &r.down}, drainingListener{tcpLn, r.srv, &r.down}
 	for _, l := range r.srv.loops {
 		r.runLoop(l)
 	}
@@ -155,12 +155,20 @@ func (r *stdReactor) stop(context.Context) error {
 // drainingListener closes connections that arrive while the server drains.
 type drainingListener struct {
 	net.Listener
-	srv *Server
+	srv  *Server
+	down *downState // accept errors are told to /readyz (net/http retries them)
 }
 
 func (d drainingListener) Accept() (net.Conn, error) {
 	for {
 		nc, err := d.Listener.Accept()
+		switch {
+		case err != nil && !errors.Is(err, net.ErrClosed):
+			d.srv.metrics.acceptErrors.Inc()
+			d.down.set(fmt.Errorf("listener %s: %w", d.Addr(), err))
+		case err == nil && d.down.err() != nil:
+			d.down.clear()
+		}
 		if err != nil || !d.srv.draining.Load() {
 			return nc, err
 		}
@@ -224,10 +232,7 @@ func (r *stdReactor) acceptTCP() {
 	for {
 		nc, err := r.tcpLn.Accept()
 		if err == nil {
-			if backoff > 0 {
-				backoff = 0
-				r.down.clear()
-			}
+			backoff = 0
 			go r.serve(newStdTransport(nc, nil), kindTCP, nil)
 			continue
 		}
@@ -240,9 +245,7 @@ func (r *stdReactor) acceptTCP() {
 			return
 		}
 		// Out of descriptors, mostly: pause and go on, as net/http does
-		// for the WebSocket listener.
-		r.srv.metrics.acceptErrors.Inc()
-		r.down.set(fmt.Errorf("tcp listener: %w", err))
+		// for the WebSocket listener (drainingListener counted it).
 		if backoff == 0 {
 			r.srv.log.Warn("tcp accept failed: accepting paused", "err", err)
 		}
