@@ -122,8 +122,10 @@ func TestFanout(t *testing.T) {
 			if r.Expected < 900 || r.Expected > 1100 {
 				t.Errorf("expected %d deliveries, want about 1000", r.Expected)
 			}
-			if !r.KeepsUp || r.DeliveriesPerS <= 0 {
-				t.Errorf("keeps up %v at %v deliveries/s", r.KeepsUp, r.DeliveriesPerS)
+			// Counts only: KeepsUp also asks for a p99 under a second,
+			// which is a speed figure for the reports, not a test's.
+			if r.Resets != 0 || r.Lags != 0 || r.DeliveriesPerS <= 0 {
+				t.Errorf("%d resets, %d lags, %v deliveries/s", r.Resets, r.Lags, r.DeliveriesPerS)
 			}
 			if r.Params.Conns != 20 || r.Params.Proto != proto || r.Label != "test" {
 				t.Errorf("params %+v label %q", r.Params, r.Label)
@@ -238,13 +240,23 @@ func TestSaturateStopsAtFirstMiss(t *testing.T) {
 	cfg.Duration, cfg.Warmup, cfg.Drain = 500*time.Millisecond, 100*time.Millisecond, 2*time.Second
 	cfg.Rates = []float64{20, 40}
 	rs := runOne(t, cfg)
-	if len(rs) != 2 {
-		t.Fatalf("%d steps, want 2", len(rs))
+	// Both steps deliver everything; whether a step also kept its p99
+	// under a second is speed, which only decides where the run stops:
+	// it goes on after a step that kept up and stops after one that did not.
+	if len(rs) == 0 || len(rs) > 2 {
+		t.Fatalf("%d steps, want 1 or 2", len(rs))
 	}
 	for i, r := range rs {
 		checkDelivery(t, r)
-		if r.Step != i+1 || r.Params.Rate != cfg.Rates[i] || !r.KeepsUp {
-			t.Errorf("step %d: step %d rate %v keeps up %v", i+1, r.Step, r.Params.Rate, r.KeepsUp)
+		if r.Step != i+1 || r.Params.Rate != cfg.Rates[i] {
+			t.Errorf("step %d: step %d rate %v", i+1, r.Step, r.Params.Rate)
+		}
+		if r.Resets != 0 || r.Lags != 0 {
+			t.Errorf("step %d: %d resets, %d lags", i+1, r.Resets, r.Lags)
+		}
+		if last := i == len(rs)-1; !last && !r.KeepsUp || last && len(rs) < len(cfg.Rates) && r.KeepsUp {
+			t.Errorf("step %d of %d keeps up %v: the run goes on after a step that keeps up and stops after one that does not",
+				i+1, len(rs), r.KeepsUp)
 		}
 	}
 }
