@@ -169,11 +169,11 @@ func TestInboundBudget(t *testing.T) {
 // (each finished well within the timeout) is served for many timeouts.
 func TestMessageTimeoutPerMessage(t *testing.T) {
 	t.Parallel()
-	const timeout = 200 * time.Millisecond
+	const timeout = time.Second
 	n := start(t, func(c *server.Config) { c.MessageTimeout = timeout })
 	c := dialTCP(t, n)
 	nc := rawConn(c)
-	const count = 60 // 60 x 20 ms: six timeouts
+	const count = 100 // 100 x 30 ms: three timeouts
 	var stream []byte
 	for i := 1; i <= count; i++ {
 		body, err := c.f.marshal(map[string]any{"op": "ping", "id": i})
@@ -195,7 +195,7 @@ func TestMessageTimeoutPerMessage(t *testing.T) {
 				return
 			}
 			off = end
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(30 * time.Millisecond)
 		}
 	}()
 	for i := 1; i <= count; i++ {
