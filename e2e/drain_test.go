@@ -28,34 +28,14 @@ func TestGracefulDrain(t *testing.T) {
 	p := startProc(t, "--drain-timeout", drainTimeout.String())
 	ws := wsDial(t, p.ws, 0)
 	wsSub(t, ws, "book.DRAIN")
-	tcp, err := net.Dial("tcp", p.tcp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
 	// A ping answered: the server has accepted the TCP connection (a dial
 	// returns once the kernel has; one accepted after SIGTERM is closed).
-	tw := &tcpWire{c: tcp, r: bufio.NewReader(tcp)}
-	ping, _ := msgpack.Marshal(map[string]any{"op": "ping", "id": 1})
-	if err := tw.write(ping); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.read(readTimeout); err != nil {
-		t.Fatalf("tcp ping: %v", err)
-	}
+	tw := dialTCPPinged(t, p.tcp)
+	tcp := tw.c
+	defer tcp.Close()
 	// A client that reads nothing more and never closes.
-	mute, err := net.Dial("tcp", p.tcp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mute := dialTCPPinged(t, p.tcp).c
 	defer mute.Close()
-	mw := &tcpWire{c: mute, r: bufio.NewReader(mute)}
-	if err := mw.write(ping); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mw.read(readTimeout); err != nil {
-		t.Fatalf("tcp ping: %v", err)
-	}
 	if code := httpStatus(t, p.httpURL+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz %d before the drain", code)
 	}
@@ -173,4 +153,23 @@ func toInt(v any) int64 {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// dialTCPPinged connects over TCP and returns once a ping is answered:
+// the server has accepted the connection then, not only the kernel.
+func dialTCPPinged(t *testing.T, addr string) *tcpWire {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := &tcpWire{c: c, r: bufio.NewReader(c)}
+	ping, _ := msgpack.Marshal(map[string]any{"op": "ping", "id": 1})
+	if err := tw.write(ping); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.read(readTimeout); err != nil {
+		t.Fatalf("tcp ping: %v", err)
+	}
+	return tw
 }

@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -108,44 +105,4 @@ func (p *proc) tryMetric(name string) (float64, error) {
 		return 0, err
 	}
 	return metricFamilies(fams).sum(name), nil
-}
-
-// startCmd starts a prepared tickfan serve command and reads its addresses.
-func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
-	t.Helper()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	sc := bufio.NewScanner(stderr)
-	lines := make(chan string, 64)
-	go func() {
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case l := <-lines:
-			if m := servingLine.FindStringSubmatch(l); m != nil {
-				return &proc{cmd: cmd, ws: m[1], tcp: m[2], httpURL: m[3]}
-			}
-			if strings.Contains(l, "level=ERROR") {
-				t.Fatalf("tickfan serve: %s", l)
-			}
-		case <-deadline:
-			t.Fatal(fmt.Sprintf("tickfan serve did not report its addresses (%v)", cmd.Args))
-		}
-	}
 }

@@ -65,7 +65,13 @@ func startProc(t *testing.T, flags ...string) *proc {
 	if engine != "" {
 		args = append(args, "--engine", engine)
 	}
-	cmd := exec.Command(tickfanBinary(t), args...)
+	return startCmd(t, exec.Command(tickfanBinary(t), args...))
+}
+
+// startCmd starts a prepared tickfan serve command, reads its addresses
+// from its log, and stops it (SIGINT, then a kill) when the test ends.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +107,7 @@ func startProc(t *testing.T, flags ...string) *proc {
 				return &proc{cmd: cmd, ws: m[1], tcp: m[2], httpURL: m[3]}
 			}
 		case <-deadline:
-			t.Fatal("tickfan serve did not report its addresses")
+			t.Fatalf("tickfan serve did not report its addresses (%v)", cmd.Args)
 		}
 	}
 }

@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"bufio"
 	"net"
 	"os/exec"
 	"strings"
 	"testing"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // freePort returns a loopback address whose port was free a moment ago.
@@ -31,18 +28,7 @@ func TestRestartOnSamePorts(t *testing.T) {
 		p := startProc(t, flags...)
 		ws := wsDial(t, p.ws, 0)
 		wsSub(t, ws, "book.RESTART")
-		tcp, err := net.Dial("tcp", p.tcp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tw := &tcpWire{c: tcp, r: bufio.NewReader(tcp)}
-		ping, _ := msgpack.Marshal(map[string]any{"op": "ping", "id": 1})
-		if err := tw.write(ping); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.read(readTimeout); err != nil {
-			t.Fatalf("tcp ping: %v", err)
-		}
+		tcp := dialTCPPinged(t, p.tcp).c
 		if err := p.cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
