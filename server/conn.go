@@ -141,13 +141,13 @@ const closeLinger = 2 * time.Second
 // fragmented message being assembled, commands waiting for a slow token
 // check. It keeps conn small (an idle connection is a memory budget).
 type connRare struct {
-	frag    []byte // a fragmented WebSocket message being assembled
-	fragOp  ws.OpCode
+	frag   []byte // a fragmented WebSocket message being assembled
+	fragOp ws.OpCode
 	// fragSince is when the fragmented message began: it must be
 	// finished within --message-timeout.
 	fragSince int64
-	waiting [][]byte  // commands that came while a token was checked
-	pubs    cmdBucket // --pub-rate of a producer's pubs
+	waiting   [][]byte  // commands that came while a token was checked
+	pubs      cmdBucket // --pub-rate of a producer's pubs
 }
 
 func (c *conn) rareState() *connRare {
