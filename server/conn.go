@@ -69,13 +69,10 @@ const keptOutboxCap = 64
 // conn is one client connection. It is owned by its loop: every method runs
 // on the loop's goroutine.
 type conn struct {
-	t      transport
-	l      *loop
-	prev   *conn // the loop's list of open connections
-	next   *conn
-	kind   connKind
-	state  connState
-	format codec.Format
+	t    transport
+	l    *loop
+	prev *conn // the loop's list of open connections
+	next *conn
 
 	// subs are the topics held, in a slice: a few per connection is the
 	// rule, and a slice costs a fraction of a map's memory.
@@ -85,7 +82,41 @@ type conn struct {
 	// publication's frame) or owned (a reply), until the loop hands them to
 	// the socket. It is written only when the reactor's write buffer is
 	// empty, so the two together stay near the high-water mark.
-	out     outbox
+	out outbox
+
+	// claims of the client's token, nil while anonymous; tokenExp is its
+	// expiry on the wheel's clock. While a slow token check runs off the
+	// loop (authPending), later messages wait in order in waiting.
+	claims   *Claims
+	tokenExp int64
+
+	ip   netip.Addr
+	cmds cmdBucket
+	rare *connRare // what few connections need, allocated on first use
+
+	// Deadlines, on the wheel's coarse clock (unix ns): one wheel timer
+	// stands for the nearest of them. A closing connection sends no ping,
+	// so nextPing is then the deadline of its close.
+	timer wheel.Timer
+	// begun: while the WebSocket upgrade runs, when the connection
+	// opened; once open, when the oldest message the client has begun and
+	// not finished began (0: none): it has --message-timeout to finish it.
+	begun     int64
+	lastSeen  int64
+	nextPing  int64
+	slowSince int64
+
+	paused int32 // subscriptions not pushed live (lagged or catching up)
+	// held is the inbound bytes the connection holds unhandled (in the
+	// reactor's buffer and a fragmented message), counted in the
+	// server's inbound budget.
+	held   int32
+	reject uint16 // a close code to send once the WebSocket upgrade is done
+
+	// The small fields together, so that conn stays in a small size class.
+	kind    connKind
+	state   connState
+	format  codec.Format
 	dirty   bool // in l.dirty: write out at the end of this loop turn
 	blocked bool // in l.blocked: out waits for the socket to drain
 	closing bool // close once out is written
@@ -98,39 +129,10 @@ type conn struct {
 	// (backpressure); flush wakes it once the client has read enough.
 	inPaused bool
 	// pongQueued: a pong waits in out; a second ping gets none of its own.
-	pongQueued bool
-	reject     uint16 // a close code to send once the WebSocket upgrade is done
-
-	// claims of the client's token, nil while anonymous; tokenExp is its
-	// expiry on the wheel's clock. While a slow token check runs off the
-	// loop (authPending), later messages wait in order in waiting.
-	claims      *Claims
-	tokenExp    int64
+	pongQueued  bool
 	authPending bool
-
-	ip       netip.Addr
-	admitted bool // counted by the server's per-IP limits
-	cmds     cmdBucket
-	slow     bool // over the high-water mark, not yet back under the low one
-	paused   int  // subscriptions not pushed live (lagged or catching up)
-	// held is the inbound bytes the connection holds unhandled (in the
-	// reactor's buffer and a fragmented message), counted in the
-	// server's inbound budget.
-	held int32
-
-	rare *connRare // what few connections need, allocated on first use
-
-	// Deadlines, on the wheel's coarse clock (unix ns): one wheel timer
-	// stands for the nearest of them. A closing connection sends no ping,
-	// so nextPing is then the deadline of its close.
-	timer     wheel.Timer
-	opened    int64
-	lastSeen  int64
-	nextPing  int64
-	slowSince int64
-	// partSince is when the client started the message it has not
-	// finished (0: none); it has --message-timeout to finish it.
-	partSince int64
+	admitted    bool // counted by the server's per-IP limits
+	slow        bool // over the high-water mark, not yet back under the low one
 }
 
 // closeLinger bounds a close: the time the last bytes (op close, a close
@@ -191,7 +193,10 @@ func newConn(t transport, l *loop, kind connKind) *conn {
 	c.timer.InitFunc(connTimerFired)
 	l.link(c)
 	now := l.srv.wheel.NowNano()
-	c.opened, c.lastSeen = now, now
+	c.lastSeen = now
+	if c.state == stHandshake {
+		c.begun = now
+	}
 	c.nextPing = now + int64(l.srv.cfg.Heartbeat)
 	c.armTimer(now)
 	return c
@@ -261,6 +266,7 @@ func (c *conn) readHandshake(buf []byte) int {
 func (c *conn) upgraded(f codec.Format) {
 	c.format = f
 	c.state = stOpen
+	c.begun = 0 // from here on: the oldest unfinished message
 	c.l.srv.metrics.conns(kindWS).Inc()
 	if c.reject != 0 {
 		c.closeWith(int(c.reject), "too many connections")
@@ -407,7 +413,7 @@ func (c *conn) holdInput(rest, consumed int, now int64) {
 	}
 	if c.closing { // nothing more is read: what it held is dropped
 		srv.inbound.Add(-int64(c.held))
-		c.held, c.partSince = 0, 0
+		c.held, c.begun = 0, 0
 		return
 	}
 	held := rest
@@ -424,8 +430,10 @@ func (c *conn) holdInput(rest, consumed int, now int64) {
 	// the fragmented one. While the connection is paused its unread input
 	// is the server's doing, not the client's: no deadline then.
 	var since int64
-	if rest > 0 && !c.inPaused {
-		since = c.partSince
+	if c.state != stOpen {
+		since = c.begun // the upgrade's start: its own timeout
+	} else if rest > 0 && !c.inPaused {
+		since = c.begun
 		if consumed > 0 || since == 0 {
 			since = now
 		}
@@ -433,8 +441,8 @@ func (c *conn) holdInput(rest, consumed int, now int64) {
 	if fragmented && !c.inPaused && (since == 0 || c.rare.fragSince < since) {
 		since = c.rare.fragSince
 	}
-	if since != c.partSince {
-		c.partSince = since
+	if since != c.begun {
+		c.begun = since
 		if since != 0 {
 			c.armTimer(now)
 		}
@@ -813,7 +821,7 @@ func (c *conn) armTimer(now int64) {
 	if c.lingering {
 		next = c.nextPing
 	} else if c.state == stHandshake {
-		next = c.opened + int64(cfg.HandshakeTimeout)
+		next = c.begun + int64(cfg.HandshakeTimeout)
 	} else {
 		next = min(c.nextPing, c.lastSeen+int64(cfg.IdleTimeout))
 		if c.claims != nil {
@@ -822,8 +830,8 @@ func (c *conn) armTimer(now int64) {
 		if c.slow {
 			next = min(next, c.slowSince+int64(cfg.SlowTimeout))
 		}
-		if c.partSince != 0 {
-			next = min(next, c.partSince+int64(cfg.MessageTimeout))
+		if c.begun != 0 {
+			next = min(next, c.begun+int64(cfg.MessageTimeout))
 		}
 	}
 	c.l.srv.wheel.Add(&c.timer, time.Duration(max(next-now, 0)))
@@ -847,7 +855,7 @@ func (c *conn) onTimer() {
 	}
 	switch {
 	case c.state == stHandshake:
-		if now-c.opened >= int64(cfg.HandshakeTimeout) {
+		if now-c.begun >= int64(cfg.HandshakeTimeout) {
 			c.l.srv.metrics.handshakeTimeouts.Inc()
 			c.closing = true
 			_ = c.t.Close()
@@ -856,7 +864,7 @@ func (c *conn) onTimer() {
 	case c.claims != nil && now >= c.tokenExp:
 		c.closeWith(CloseTokenExpired, "token expired")
 		return
-	case c.partSince != 0 && now-c.partSince >= int64(cfg.MessageTimeout):
+	case c.begun != 0 && now-c.begun >= int64(cfg.MessageTimeout):
 		c.closeWith(CloseBadRequest, "a message was not finished within the message timeout")
 		return
 	case now-c.lastSeen >= int64(cfg.IdleTimeout):
