@@ -32,17 +32,18 @@ type gnetReactor struct {
 	srv  *Server
 	down downState // why it is not serving, if it is not
 
-	cli      *gnet.Client
-	ws, tcp  *net.TCPListener
-	stopping atomic.Bool
-	spare    sparedFD
+	cli       *gnet.Client
+	ws, tcp   *net.TCPListener
+	stopping  atomic.Bool
+	spare     sparedFD
+	enrolling chan struct{} // hand-overs to gnet in flight (enroll)
 
 	mu     sync.Mutex
 	paired map[gnet.EventLoop]*loop
 }
 
 func newGnetReactor(s *Server) *gnetReactor {
-	return &gnetReactor{srv: s, paired: make(map[gnet.EventLoop]*loop)}
+	return &gnetReactor{srv: s, paired: make(map[gnet.EventLoop]*loop), enrolling: make(chan struct{}, maxEnrolling)}
 }
 
 // start binds the listeners, starts the event loops and the acceptors.
@@ -104,7 +105,7 @@ func (r *gnetReactor) accept(ln *net.TCPListener, kind connKind) {
 	for {
 		nc, err := ln.AcceptTCP()
 		if err == nil {
-			_, err = r.cli.EnrollContext(nc, kind) // dups the socket and closes nc
+			r.enroll(nc, kind)
 		}
 		switch {
 		case err == nil:
@@ -130,6 +131,28 @@ func (r *gnetReactor) accept(ln *net.TCPListener, kind connKind) {
 		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 		time.Sleep(backoff)
 	}
+}
+
+// maxEnrolling bounds the accepted sockets being handed to gnet at once.
+const maxEnrolling = 64
+
+// enroll hands an accepted socket to a gnet loop. gnet's hand-over waits
+// until the loop has registered the socket, which a busy loop does
+// between its turns: a goroutine per hand-over (at most maxEnrolling at
+// once; the acceptor waits for a place) keeps a reconnecting herd from
+// queueing one loop turn per connection. The goroutine ends with the
+// hand-over; the connection has none of its own.
+func (r *gnetReactor) enroll(nc *net.TCPConn, kind connKind) {
+	r.enrolling <- struct{}{}
+	go func() {
+		defer func() { <-r.enrolling }()
+		if _, err := r.cli.EnrollContext(nc, kind); err != nil { // dups the socket and closes nc
+			r.srv.metrics.acceptErrors.Inc()
+			if !r.stopping.Load() {
+				r.srv.log.Warn("handing a connection to gnet", "listener", kind.String(), "err", err)
+			}
+		}
+	}()
 }
 
 // sparedFD is a descriptor held in reserve: with the process out of
@@ -173,6 +196,9 @@ func (r *gnetReactor) stop(context.Context) error {
 		return nil
 	}
 	_, _ = r.ws.Close(), r.tcp.Close()
+	for range maxEnrolling { // the hand-overs in flight end while the loops run
+		r.enrolling <- struct{}{}
+	}
 	err := r.cli.Stop()
 	r.spare.mu.Lock()
 	if r.spare.fd >= 0 {
