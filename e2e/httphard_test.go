@@ -46,8 +46,9 @@ func (h *rawHTTP) get(path string) (int, []byte, error) {
 	return resp.StatusCode, body, err
 }
 
-// closedWithin reads until the server closes the connection, and fails the
-// test if it has not within d.
+// closedWithin reads until the server closes the connection. d is a
+// generous bound, so that the test fails rather than hangs; it is no
+// claim on how soon the server closes.
 func (h *rawHTTP) closedWithin(t *testing.T, d time.Duration) {
 	t.Helper()
 	_ = h.c.SetReadDeadline(time.Now().Add(d))
@@ -75,7 +76,7 @@ func TestHTTPIdleConnectionClosed(t *testing.T) {
 		t.Fatalf("GET /healthz: %d %s %v", code, body, err)
 	}
 	began := time.Now()
-	h.closedWithin(t, idle+3*time.Second)
+	h.closedWithin(t, idle+readTimeout)
 	if d := time.Since(began); d < idle/2 {
 		t.Fatalf("closed %v after its request, before the idle timeout %v", d, idle)
 	}
@@ -126,8 +127,8 @@ func TestHTTPSlowBodyCut(t *testing.T) {
 	t.Parallel()
 	const readTO = time.Second
 	n := start(t, func(c *server.Config) { c.HTTPReadTimeout = readTO })
+	began := time.Now() // before the server's read deadline is set
 	h := dialHTTP(t, n.srv.HTTPAddr())
-	began := time.Now()
 	_, err := fmt.Fprintf(h.c, "POST /api/publish HTTP/1.1\r\nHost: tickfan\r\nAuthorization: apikey %s\r\n"+
 		"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", apiKey)
 	if err != nil {
@@ -160,10 +161,10 @@ func TestHTTPSlowBodyCut(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestTimeout {
 		t.Fatalf("slow body: status %d %s after %v, want 408", resp.StatusCode, body, took)
 	}
-	if took < readTO-100*time.Millisecond || took > readTO+3*time.Second {
-		t.Fatalf("slow body answered after %v, want about the read timeout %v", took, readTO)
+	if took < readTO-100*time.Millisecond {
+		t.Fatalf("slow body answered after %v, before the read timeout %v", took, readTO)
 	}
-	h.closedWithin(t, 3*time.Second)
+	h.closedWithin(t, readTimeout)
 }
 
 // TestHTTPConnectionBudget: --max-conns bounds WebSocket, TCP and HTTP
@@ -222,16 +223,14 @@ func TestHTTPConnectionBudget(t *testing.T) {
 
 	// The HTTP connection leaves: its place serves a client.
 	h.c.Close()
-	for deadline := time.Now().Add(readTimeout); ; {
+	for deadline := time.Now().Add(readTimeout); ; time.Sleep(20 * time.Millisecond) {
 		c := dialTCP(t, n)
-		msg, err := c.recvWithin(300 * time.Millisecond)
-		if err != nil && isTimeout(err) {
-			c.alive(t) // no close came: admitted
+		if admitted(t, c) {
 			break
 		}
 		c.close()
 		if time.Now().After(deadline) {
-			t.Fatalf("no place for a client after the HTTP connection left: %v %v", msg, err)
+			t.Fatal("no place for a client after the HTTP connection left: every one refused with op close 4006")
 		}
 	}
 }

@@ -2,7 +2,7 @@ package e2e
 
 import (
 	"encoding/binary"
-	"net"
+	"fmt"
 	"testing"
 	"time"
 
@@ -112,23 +112,29 @@ func TestMessageTimeout(t *testing.T) {
 // the bytes are given back when connections close.
 func TestInboundBudget(t *testing.T) {
 	t.Parallel()
+	const budget, announced, sent = 100 << 10, 60 << 10, 40 << 10
 	n := start(t, func(c *server.Config) {
-		c.InboundBytes = 100 << 10
+		c.InboundBytes = budget
 		c.AnonMaxFrame = 64 << 10
 		c.MessageTimeout = time.Minute
 	})
 	check := healthy(t, n)
-	var conns []*client
-	closed := 0
-	for i := 0; i < 4; i++ {
+	conns := make([]*client, 4)
+	frames := make([][]byte, len(conns))
+	ids := make([]uint64, len(conns))
+	for i := range conns {
 		c := dialTCP(t, n)
 		c.alive(t)
-		nc := rawConn(c)
-		// Announce 60 KiB and send 40 KiB of it.
-		if _, err := nc.Write(append(binary.BigEndian.AppendUint32(nil, 60<<10), make([]byte, 40<<10)...)); err != nil {
+		// Announce 60 KiB and send 40 KiB of it: a ping padded to that
+		// size, so that a connection still open answers it once its
+		// message is finished.
+		ids[i] = c.id()
+		frames[i] = binary.BigEndian.AppendUint32(nil, announced)
+		frames[i] = append(frames[i], sizedPing(t, c, ids[i], announced)...)
+		if _, err := rawConn(c).Write(frames[i][:4+sent]); err != nil {
 			t.Fatal(err)
 		}
-		conns = append(conns, c)
+		conns[i] = c
 	}
 	deadline := time.Now().Add(readTimeout)
 	for metricValue(t, n, "tickfan_inbound_bytes") == 0 || metricValue(t, n, "tickfan_inbound_budget_closes_total") == 0 {
@@ -138,20 +144,69 @@ func TestInboundBudget(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if held := metricValue(t, n, "tickfan_inbound_bytes"); held > 100<<10 {
+	if held := metricValue(t, n, "tickfan_inbound_bytes"); held > budget {
 		t.Fatalf("%v bytes held, over the budget of 100 KiB", held)
 	}
-	for _, c := range conns {
-		_ = rawConn(c).SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		b := make([]byte, 1)
-		if _, err := rawConn(c).Read(b); err == nil {
-			closed++ // the op close of the refused one
-		} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
-			closed++
+	// Which ones were closed: a goroutine per connection reads its first
+	// message. Those the server closed send op close 4004; as many of
+	// them as the metric counts are read. The others have a message half
+	// sent, so no ping can go on them: they are sent the rest of their
+	// message, and a connection still open answers it.
+	type first struct {
+		i   int
+		m   msg
+		err error
+	}
+	firsts := make(chan first, len(conns))
+	for i, c := range conns {
+		go func() {
+			m, err := c.recvWithin(2 * readTimeout) // bounds the whole classification
+			firsts <- first{i, m, err}
+		}()
+	}
+	got := make(map[int]msg)
+	closed := 0
+	take := func(what string) {
+		t.Helper()
+		select {
+		case r := <-firsts:
+			if r.err != nil {
+				t.Fatalf("connection %d: %v, want op close 4004 or the reply to its ping", r.i, r.err)
+			}
+			if checkOpClose(r.m, server.CloseBadRequest) == nil {
+				closed++
+			} else if err := checkReply(r.m, ids[r.i]); err != nil || !hasKeys(r.m, "id", "res") {
+				t.Fatalf("connection %d: got %s, want op close 4004 or the reply to ping %d", r.i, r.m, ids[r.i])
+			}
+			got[r.i] = r.m
+		case <-time.After(readTimeout):
+			t.Fatalf("%s: nothing in %v (%d op closes read)", what, readTimeout, closed)
+		}
+	}
+	for closed < int(metricValue(t, n, "tickfan_inbound_budget_closes_total")) {
+		take("waiting for the op closes the metric counts")
+	}
+	for i, c := range conns {
+		if got[i] != nil {
+			continue
+		}
+		if _, err := rawConn(c).Write(frames[i][4+sent:]); err != nil {
+			t.Fatalf("connection %d, open by the metric: %v", i, err)
+		}
+		for got[i] == nil {
+			take(fmt.Sprintf("connection %d finished its message", i))
 		}
 	}
 	if closed == 0 || closed == len(conns) {
 		t.Fatalf("%d of %d connections closed, want some but not all", closed, len(conns))
+	}
+	if v := metricValue(t, n, "tickfan_inbound_budget_closes_total"); v != float64(closed) {
+		t.Fatalf("tickfan_inbound_budget_closes_total %v, %d op closes read", v, closed)
+	}
+	for i, c := range conns {
+		if got[i]["op"] == "close" {
+			readToClose(t, c) // then a clean end of stream
+		}
 	}
 	check()
 	for _, c := range conns {
@@ -162,6 +217,25 @@ func TestInboundBudget(t *testing.T) {
 			t.Fatalf("%v inbound bytes still held after every client left", metricValue(t, n, "tickfan_inbound_bytes"))
 		}
 	}
+}
+
+// sizedPing is a ping command of exactly size bytes in c's format: an
+// extra key the server ignores carries the padding.
+func sizedPing(t *testing.T, c *client, id uint64, size int) []byte {
+	t.Helper()
+	pad := size - 64
+	for range 3 {
+		b, err := c.f.marshal(map[string]any{"op": "ping", "id": id, "pad": make([]byte, pad)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) == size {
+			return b
+		}
+		pad += size - len(b)
+	}
+	t.Fatalf("no ping of %d bytes", size)
+	return nil
 }
 
 // TestMessageTimeoutPerMessage: the deadline is per message. A client that

@@ -275,28 +275,47 @@ func TestConflatedTickerDeliversNewest(t *testing.T) {
 
 // TestSilentClientClosedIdle checks a client that sends nothing is closed
 // with 4001 after --idle-timeout, with op close first; and that a client
-// that keeps talking stays.
+// that keeps talking (here: answering the server's pings) stays.
 func TestSilentClientClosedIdle(t *testing.T) {
-	p := startProc(t, "--idle-timeout", "400ms", "--heartbeat", "150ms")
+	const idle, heartbeat = 800 * time.Millisecond, 100 * time.Millisecond
+	// The server's timer-wheel clock may trail this side's by a tick or
+	// two (10 ms each), more while its goroutine waits for a CPU.
+	const clockSlack = heartbeat
+	p := startProc(t, "--idle-timeout", idle.String(), "--heartbeat", heartbeat.String())
+	start := time.Now() // before the silent client's last byte, its handshake
 	silent := wsDial(t, p.ws, 0)
-	talker := wsDial(t, p.ws, 0)
 	silent.SetPingHandler(func(string) error { return nil }) // gorilla would pong: that is life
-	start := time.Now()
-	pings := 0
+	talker := wsDial(t, p.ws, 0)
+	// The talker answers each server ping with a pong and tells the test;
+	// a goroutine reads it (ping handlers run within reads) and hands on
+	// its messages and how it ended.
+	pinged := make(chan struct{}, 64)
 	talker.SetPingHandler(func(data string) error {
-		pings++
-		return talker.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		err := talker.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(readTimeout))
+		select {
+		case pinged <- struct{}{}:
+		default:
+		}
+		return err
 	})
+	msgs := make(chan []byte, 8)
+	ended := make(chan error, 1)
 	go func() {
 		for {
-			if _, _, err := talker.ReadMessage(); err != nil {
+			_, msg, err := talker.ReadMessage() // ends when the test closes it
+			if err != nil {
+				ended <- err
 				return
+			}
+			select {
+			case msgs <- msg:
+			default: // the test reads one reply; nothing else is expected
 			}
 		}
 	}()
 	var op map[string]any
 	for {
-		_ = silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_ = silent.SetReadDeadline(time.Now().Add(readTimeout))
 		_, msg, err := silent.ReadMessage()
 		if err != nil {
 			var ce *websocket.CloseError
@@ -309,19 +328,39 @@ func TestSilentClientClosedIdle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if el := time.Since(start); el < 350*time.Millisecond {
-		t.Fatalf("closed after %v, before the 400ms idle timeout", el)
+	if el := time.Since(start); el < idle-clockSlack {
+		t.Fatalf("closed after %v, before the %v idle timeout", el, idle)
 	}
 	if op["op"] != "close" || op["code"].(float64) != 4001 {
 		t.Fatalf("last message %v, want op close 4001", op)
 	}
-	// The talker answered pings: it is alive well past the idle timeout.
-	time.Sleep(600 * time.Millisecond)
-	if err := talker.WriteJSON(map[string]any{"op": "ping", "id": 7}); err != nil {
-		t.Fatalf("talking client was closed: %v", err)
+	// The talker is alive well past the idle timeout: the server sends a
+	// ping every heartbeat by its clock, so its nth comes n heartbeats
+	// after the connection opened, and only to an open connection.
+	const want = int(3*idle/heartbeat/2) + 1
+	for pings := 0; pings < want; pings++ {
+		select {
+		case <-pinged:
+		case err := <-ended:
+			t.Fatalf("talking client closed (%d of %d server pings counted): %v", pings, want, err)
+		case <-time.After(readTimeout):
+			t.Fatalf("talking client: no server ping in %v after %d", readTimeout, pings)
+		}
 	}
-	if pings == 0 {
-		t.Fatal("no server pings within three heartbeat intervals")
+	if err := talker.WriteJSON(map[string]any{"op": "ping", "id": 7}); err != nil {
+		t.Fatalf("talking client: %v", err)
+	}
+	select {
+	case msg := <-msgs:
+		v, err := decodeJSON(msg)
+		m, _ := v.(map[string]any)
+		if err != nil || checkReply(m, 7) != nil || !hasKeys(m, "id", "res") {
+			t.Fatalf("talking client: got %s, want the reply to ping 7", msg)
+		}
+	case err := <-ended:
+		t.Fatalf("talking client closed before the reply to ping 7: %v", err)
+	case <-time.After(readTimeout):
+		t.Fatalf("talking client: no reply to ping 7 in %v", readTimeout)
 	}
 }
 
