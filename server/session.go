@@ -285,11 +285,8 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 			for _, done := range subs[:i] {
 				c.dropSub(done)
 			}
-			code := codec.CodeInternal
-			if errors.Is(err, topic.ErrTooManyTopics) {
-				code = codec.CodeTooMany
-			}
-			c.replyErr(cmd, code, err.Error())
+			// A bad name or loop, which the checks above rule out.
+			c.replyErr(cmd, codec.CodeInternal, err.Error())
 			return
 		}
 		subs[i] = c.newSub(name, cu)
