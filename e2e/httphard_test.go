@@ -223,14 +223,5 @@ func TestHTTPConnectionBudget(t *testing.T) {
 
 	// The HTTP connection leaves: its place serves a client.
 	h.c.Close()
-	for deadline := time.Now().Add(readTimeout); ; time.Sleep(20 * time.Millisecond) {
-		c := dialTCP(t, n)
-		if admitted(t, c) {
-			break
-		}
-		c.close()
-		if time.Now().After(deadline) {
-			t.Fatal("no place for a client after the HTTP connection left: every one refused with op close 4006")
-		}
-	}
+	waitAdmitted(t, n, "no place for a client after the HTTP connection left")
 }

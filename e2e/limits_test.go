@@ -58,16 +58,7 @@ func TestMaxConnections(t *testing.T) {
 	// its side frees its own place at once (the server holds a closing
 	// connection until the client has read the close).
 	a.close()
-	for deadline := time.Now().Add(readTimeout); ; time.Sleep(20 * time.Millisecond) {
-		c := dialTCP(t, n)
-		if admitted(t, c) {
-			break
-		}
-		c.close()
-		if time.Now().After(deadline) {
-			t.Fatal("no place after a client left: every new connection refused with op close 4006")
-		}
-	}
+	waitAdmitted(t, n, "no place after a client left")
 	check()
 }
 
@@ -319,5 +310,21 @@ func TestPerIPShareByDefault(t *testing.T) {
 	}
 	if v := metricValue(t, n, "tickfan_rejected_connections_total", "reason", "per_ip"); v != 1 {
 		t.Fatalf("rejected per_ip metric %v, want 1", v)
+	}
+}
+
+// waitAdmitted dials TCP clients until one is admitted (answers a ping),
+// closing the refused ones, and fails with why after a bounded wait.
+func waitAdmitted(t *testing.T, n *node, why string) *client {
+	t.Helper()
+	for deadline := time.Now().Add(readTimeout); ; time.Sleep(20 * time.Millisecond) {
+		c := dialTCP(t, n)
+		if admitted(t, c) {
+			return c
+		}
+		c.close()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: every new connection refused with op close 4006", why)
+		}
 	}
 }
