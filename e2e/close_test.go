@@ -148,14 +148,20 @@ func TestCloseReadDespiteInput(t *testing.T) {
 // (and the close frame 4005 over WebSocket), then a clean end.
 func TestSlowCloseReadAfterWrite(t *testing.T) {
 	t.Parallel()
+	// A lagged client is fed from history a chunk (half the outbox) at a
+	// time whenever its socket has taken everything: with a large outbox the
+	// kernel's send buffer fills fast, and the client is over its mark for
+	// good, also on a slow machine.
 	n := start(t, func(c *server.Config) {
-		c.OutboxBytes = 16 << 10
+		c.OutboxBytes = 256 << 10
 		c.SlowTimeout = 200 * time.Millisecond
 	})
 	check := healthy(t, n)
 	eachTransport(t, func(t *testing.T, tr transport) {
 		name := "slow.close." + strings.ReplaceAll(tr.name, "-", "")
-		c := tr.dial(t, n)
+		// A small receive buffer backs the server up after little data;
+		// loopback's autotuned buffers would take megabytes first.
+		c := dialSmall(t, n, tr)
 		c.sub1(t, name, nil)
 		before := metricValue(t, n, "tickfan_closes_total", "code", "4005")
 		// Publish until the server has closed the client, which reads nothing.

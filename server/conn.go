@@ -769,10 +769,6 @@ func (c *conn) checkMarks(buffered int) {
 			c.goSlow()
 		}
 	case buffered == 0 && queued <= cfg.OutboxBytes/4 && frames <= cfg.OutboxMsgs/4:
-		if c.slow {
-			c.slow = false
-			c.l.srv.metrics.slowClients.Dec()
-		}
 		if c.paused > 0 {
 			budget := cfg.OutboxBytes / 2
 			for _, s := range c.subs {
@@ -780,6 +776,14 @@ func (c *conn) checkMarks(buffered int) {
 					budget -= c.resumeChunk(s, budget)
 				}
 			}
+		}
+		// A client stays slow until it has caught up (its lagged topics
+		// are live again), not merely until the kernel has taken what we
+		// wrote: a stalled client's socket buffer takes the first chunks
+		// of its catch-up, and it must still meet --slow-timeout.
+		if c.slow && c.paused == 0 {
+			c.slow = false
+			c.l.srv.metrics.slowClients.Dec()
 		}
 	}
 }

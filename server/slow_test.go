@@ -19,6 +19,7 @@ type socket struct {
 	stalled  bool
 	closed   bool
 	shut     bool // write side shut
+	room     int  // stalled: bytes the kernel still takes before it is full
 }
 
 func (s *socket) Writev(bs [][]byte) (int, error) {
@@ -28,7 +29,9 @@ func (s *socket) Writev(bs [][]byte) (int, error) {
 		n += len(b)
 	}
 	if s.stalled {
-		s.buffered += n
+		took := min(n, s.room) // the kernel takes up to room first
+		s.room -= took
+		s.buffered += n - took
 	}
 	return n, nil
 }
@@ -307,4 +310,40 @@ func TestUnsubKeepsOtherCatchup(t *testing.T) {
 		l.flush()
 	}
 	assertContiguous(t, "catching up", sock.messages(t), "book.A", 100, false)
+}
+
+// TestSlowUntilCaughtUp: a lagged client whose socket buffer takes the
+// first chunk of its catch-up and then stalls again is still slow (it has
+// not caught up), so it is closed with 4005 after the slow timeout rather
+// than held, lagged and under the mark, for as long as it stays connected.
+func TestSlowUntilCaughtUp(t *testing.T) {
+	srv, l := testServer(t, Config{OutboxBytes: 16 << 10, OutboxMsgs: 1000, HistorySize: 5000})
+	sock := &socket{stalled: true}
+	c := subscribe(t, l, sock, "book.X")
+	payload := []byte(`"` + strings.Repeat("x", 1000) + `"`)
+	for i := 0; i < 200; i++ {
+		srv.engine.Publish("book.X", payload, false, false)
+		l.drain()
+	}
+	if !c.slow || c.paused == 0 {
+		t.Fatalf("slow %v, paused %d: want a lagged, slow client", c.slow, c.paused)
+	}
+	// The kernel takes what was written (the reactor holds nothing) and
+	// room for the first chunk of the catch-up; then it is full again.
+	sock.buffered, sock.room = 0, 10<<10
+	l.poll()
+	l.flush()
+	if c.paused == 0 {
+		t.Fatal("caught up in one chunk: the test needs a longer backlog")
+	}
+	if !c.slow {
+		t.Fatal("no longer slow after one chunk of its catch-up, though still lagged")
+	}
+	c.slowSince -= int64(srv.cfg.SlowTimeout)
+	c.onTimer()
+	l.flush()
+	msgs := sock.messages(t)
+	if last := msgs[len(msgs)-1]; last["op"] != "close" || last["code"].(float64) != CloseSlowClient {
+		t.Fatalf("last message %v, want op close 4005", last)
+	}
 }
