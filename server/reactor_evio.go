@@ -326,9 +326,11 @@ func (e *evioConn) CloseWrite() error {
 	return closeWrite(e.fd)
 }
 
-// WakeInput has the connection's next callback hand its kept input in again.
+// WakeInput has the connection's next callback hand its kept input in
+// again. It may run inside data, before the input left unread there is
+// kept in e.in: so it always wakes, and data looks then.
 func (e *evioConn) WakeInput() {
-	if len(e.in) > 0 {
+	if !e.wakeIn && !e.gone && !e.closeReq {
 		e.wakeIn = true
 		e.ec.Wake()
 	}
