@@ -387,11 +387,7 @@ func (c *conn) resumeInput() {
 // (a client over it gets no pong, and one that keeps on is closed as any
 // command abuser), and at most one pong waits in the outbox.
 func (c *conn) ping(payload []byte) {
-	rate := c.l.srv.cfg.CmdRate
-	if !c.cmds.take(rate, c.l.srv.wheel.NowNano()) {
-		if int(c.cmds.refused) > rate {
-			c.closeWith(CloseBadRequest, "command rate abuse")
-		}
+	if !c.takeCommand() {
 		return
 	}
 	if !c.pongQueued {
@@ -462,10 +458,6 @@ func (c *conn) holdInput(rest, consumed int, now int64) {
 
 // message handles one whole WebSocket data message.
 func (c *conn) message(op ws.OpCode, payload []byte) {
-	if len(payload) > c.maxFrame() { // std engine: gorilla's limit is --max-frame
-		c.wsClose(codec.CloseTooBig, "message too big")
-		return
-	}
 	if op == ws.OpText && !utf8.Valid(payload) {
 		c.wsClose(codec.CloseInvalidUTF8, "text message is not UTF-8")
 		return

@@ -50,12 +50,21 @@ func newReactor(s *Server) reactor {
 	return newGnetReactor(s)
 }
 
-// checkListen reports, naming the address, why a listener could not bind
-// there; gnet and evio report a failed bind without the address.
-func checkListen(what, addr string) error {
+// listenTCP binds a listener, naming it and its address in an error.
+func listenTCP(what, addr string) (*net.TCPListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("%s listener: %w", what, err)
+		return nil, fmt.Errorf("%s listener: %w", what, err)
+	}
+	return ln.(*net.TCPListener), nil
+}
+
+// checkListen reports, naming the address, why a listener could not bind
+// there; evio reports a failed bind without the address.
+func checkListen(what, addr string) error {
+	ln, err := listenTCP(what, addr)
+	if err != nil {
+		return err
 	}
 	return ln.Close()
 }

@@ -87,15 +87,6 @@ func (r *gnetReactor) start(wg *sync.WaitGroup) error {
 	return nil
 }
 
-// listenTCP binds a listener, naming it and its address in an error.
-func listenTCP(what, addr string) (*net.TCPListener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s listener: %w", what, err)
-	}
-	return ln.(*net.TCPListener), nil
-}
-
 // accept hands each connection of ln to gnet until the reactor stops.
 // Running out of descriptors pauses it (backing off to a second) and sheds
 // the connection at the head of the backlog, so that clients are told at

@@ -63,14 +63,14 @@ func (r *stdReactor) addrs() (ws, tcp net.Addr) { return r.wsLn.Addr(), r.tcpLn.
 
 func (r *stdReactor) start(wg *sync.WaitGroup) error {
 	cfg := r.srv.cfg
-	wsLn, err := net.Listen("tcp", cfg.WSAddr)
+	wsLn, err := listenTCP("websocket", cfg.WSAddr)
 	if err != nil {
-		return fmt.Errorf("reactor: websocket listener: %w", err)
+		return fmt.Errorf("reactor: %w", err)
 	}
-	tcpLn, err := net.Listen("tcp", cfg.TCPAddr)
+	tcpLn, err := listenTCP("tcp", cfg.TCPAddr)
 	if err != nil {
 		_ = wsLn.Close()
-		return fmt.Errorf("reactor: tcp listener: %w", err)
+		return fmt.Errorf("reactor: %w", err)
 	}
 	r.wsLn, r.tcpLn = drainingListener{wsLn, r.srv, &r.down}, drainingListener{tcpLn, r.srv, &r.down}
 	for _, l := range r.srv.loops {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,9 +57,6 @@ func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
-	}
-	if !slices.Contains(Engines, cfg.Engine) {
-		return nil, fmt.Errorf("engine %q: want one of %s", cfg.Engine, strings.Join(Engines, ", "))
 	}
 	conflate, err := patterns("conflate", cfg.Conflate)
 	if err != nil {

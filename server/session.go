@@ -13,39 +13,58 @@ import (
 
 // handle decodes and executes one client message. Replies are queued in
 // order, each before any publication its command causes.
+//
+// A pub that the connection's token grants never counts against
+// --cmd-rate (producers are trusted and fast), only against --pub-rate
+// when the operator set one; everything else is a command of the rate
+// limit. The message is decoded once either way.
 func (c *conn) handle(body []byte) {
 	cmd := &c.l.cmd
-	if c.claims != nil && len(c.claims.Pub) > 0 && !c.authPending && c.producerPub(body) {
-		return
-	}
-	if rate := c.l.srv.cfg.CmdRate; !c.cmds.take(rate, c.l.srv.wheel.NowNano()) {
-		if int(c.cmds.refused) > rate {
-			c.closeWith(CloseBadRequest, "command rate abuse")
+	if c.claims != nil && len(c.claims.Pub) > 0 && !c.authPending {
+		err := codec.Decode(c.format, body, cmd)
+		if err == nil && cmd.Op == "pub" && CanPublish(c.claims, cmd.Topic) {
+			if rate := c.l.srv.cfg.PubRate; rate > 0 && !c.rareState().pubs.take(rate, c.l.srv.wheel.NowNano()) {
+				c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("too many publications: at most %d per second (--pub-rate)", rate))
+				return
+			}
+			c.run(cmd, nil)
 			return
 		}
+		if !c.takeCommand() {
+			c.tooMany(cmd)
+			return
+		}
+		c.run(cmd, err)
+		return
+	}
+	if !c.takeCommand() {
 		_ = codec.Decode(c.format, body, cmd) // for the id, when there is one
-		c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("too many commands: at most %d per second", rate))
+		c.tooMany(cmd)
 		return
 	}
 	c.exec(body)
 }
 
-// producerPub executes body if it is a pub that the connection's token
-// grants, and reports whether it was one. Producers are trusted and fast:
-// such a pub never counts against --cmd-rate, only against --pub-rate when
-// the operator set one. Anything else is left to the command rate limit.
-func (c *conn) producerPub(body []byte) bool {
-	cmd := &c.l.cmd
-	if codec.Decode(c.format, body, cmd) != nil || cmd.Op != "pub" || !CanPublish(c.claims, cmd.Topic) {
-		return false
+// tooMany answers a command over the rate with 429, unless takeCommand
+// closed the connection for it.
+func (c *conn) tooMany(cmd *codec.Command) {
+	if !c.closing {
+		c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("too many commands: at most %d per second", c.l.srv.cfg.CmdRate))
 	}
-	if rate := c.l.srv.cfg.PubRate; rate > 0 && !c.rareState().pubs.take(rate, c.l.srv.wheel.NowNano()) {
-		c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("too many publications: at most %d per second (--pub-rate)", rate))
+}
+
+// takeCommand spends one of the connection's --cmd-rate tokens (commands
+// and WebSocket pings alike). Over the rate it reports false; a client
+// that sends a second full burst while refused is closed with 4004.
+func (c *conn) takeCommand() bool {
+	rate := c.l.srv.cfg.CmdRate
+	if c.cmds.take(rate, c.l.srv.wheel.NowNano()) {
 		return true
 	}
-	c.l.srv.metrics.commands(cmd.Op).Inc()
-	c.cmdPub(cmd)
-	return true
+	if int(c.cmds.refused) > rate {
+		c.closeWith(CloseBadRequest, "command rate abuse")
+	}
+	return false
 }
 
 // exec decodes and executes one message that passed the rate limit.
@@ -61,7 +80,12 @@ func (c *conn) exec(body []byte) {
 		r.waiting = append(r.waiting, append([]byte(nil), body...))
 		return
 	}
-	if err := codec.Decode(c.format, body, cmd); err != nil {
+	c.run(cmd, codec.Decode(c.format, body, cmd))
+}
+
+// run executes a decoded command, or answers 400 when decoding failed.
+func (c *conn) run(cmd *codec.Command, err error) {
+	if err != nil {
 		msg := err.Error()
 		var ce *codec.Error
 		if errors.As(err, &ce) {
