@@ -9,6 +9,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/tickfan/tickfan/auth"
 	"github.com/tickfan/tickfan/codec"
 	"github.com/tickfan/tickfan/topic"
 	"github.com/tickfan/tickfan/wheel"
@@ -87,7 +88,7 @@ type conn struct {
 	// claims of the client's token, nil while anonymous; tokenExp is its
 	// expiry on the wheel's clock. While a slow token check runs off the
 	// loop (authPending), later messages wait in order in waiting.
-	claims   *Claims
+	claims   *auth.Claims
 	tokenExp int64
 
 	ip   netip.Addr

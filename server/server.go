@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tickfan/tickfan/auth"
 	"github.com/tickfan/tickfan/topic"
 	"github.com/tickfan/tickfan/wheel"
 )
@@ -29,7 +30,7 @@ type Server struct {
 	metrics  *metrics
 	wheel    *wheel.Wheel
 	ipLimits *ipLimits
-	verifier *Verifier
+	verifier *auth.Verifier
 	origins  map[string]bool // nil: any origin
 
 	reactor reactor
@@ -76,7 +77,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	tc := TokenConfig{Secret: []byte(cfg.JWTSecret)}
+	tc := auth.Config{Secret: []byte(cfg.JWTSecret)}
 	if cfg.JWTKeyFile != "" {
 		pem, err := os.ReadFile(cfg.JWTKeyFile)
 		if err != nil {
@@ -84,7 +85,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		tc.KeyPEM = pem
 	}
-	verifier, err := NewVerifier(tc)
+	verifier, err := auth.NewVerifier(tc)
 	if err != nil {
 		return nil, fmt.Errorf("jwt: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tickfan/tickfan/auth"
 	"github.com/tickfan/tickfan/codec"
 	"github.com/tickfan/tickfan/topic"
 )
@@ -22,7 +23,7 @@ func (c *conn) handle(body []byte) {
 	cmd := &c.l.cmd
 	if c.claims != nil && len(c.claims.Pub) > 0 && !c.authPending {
 		err := codec.Decode(c.format, body, cmd)
-		if err == nil && cmd.Op == "pub" && CanPublish(c.claims, cmd.Topic) {
+		if err == nil && cmd.Op == "pub" && auth.CanPublish(c.claims, cmd.Topic) {
 			if rate := c.l.srv.cfg.PubRate; rate > 0 && !c.rareState().pubs.take(rate, c.l.srv.wheel.NowNano()) {
 				c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("too many publications: at most %d per second (--pub-rate)", rate))
 				return
@@ -126,7 +127,7 @@ func (c *conn) replyErr(cmd *codec.Command, code int, msg string) {
 // or the error code that refuses it.
 func (c *conn) canRead(name string) (int, string) {
 	switch {
-	case CanRead(c.claims, name) && (c.claims != nil || !c.l.srv.cfg.RequireAuth):
+	case auth.CanRead(c.claims, name) && (c.claims != nil || !c.l.srv.cfg.RequireAuth):
 		return 0, ""
 	case c.claims == nil:
 		return codec.CodeUnauthorized, "topic " + name + " needs authentication"
@@ -185,7 +186,7 @@ func (c *conn) cmdAuth(cmd *codec.Command) {
 // applyAuth answers an auth or refresh with the token check's outcome. A
 // refused token leaves the connection as it was. A token of another user
 // than the connection's is refused (403): a new user needs a new connection.
-func (c *conn) applyAuth(id uint64, hasID bool, claims Claims, err error) {
+func (c *conn) applyAuth(id uint64, hasID bool, claims auth.Claims, err error) {
 	m := c.l.srv.metrics
 	switch {
 	case err != nil:
@@ -391,7 +392,7 @@ func (c *conn) cmdPub(cmd *codec.Command) {
 		return
 	}
 	switch {
-	case CanPublish(c.claims, cmd.Topic), c.claims == nil && c.l.srv.anonPub.Match(cmd.Topic):
+	case auth.CanPublish(c.claims, cmd.Topic), c.claims == nil && c.l.srv.anonPub.Match(cmd.Topic):
 	case c.claims == nil:
 		c.replyErr(cmd, codec.CodeUnauthorized, "pub needs a token whose pub claim matches "+cmd.Topic)
 		return

@@ -1,4 +1,4 @@
-package server
+package auth
 
 import (
 	"crypto/ecdsa"
@@ -86,7 +86,7 @@ func baseClaims(edit func(jwt.MapClaims)) jwt.MapClaims {
 	return c
 }
 
-func newTestVerifier(t testing.TB, cfg TokenConfig) *Verifier {
+func newTestVerifier(t testing.TB, cfg Config) *Verifier {
 	t.Helper()
 	v, err := NewVerifier(cfg)
 	if err != nil || v == nil {
@@ -114,26 +114,26 @@ func TestNewVerifier(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		cfg     TokenConfig
+		cfg     Config
 		off     bool
 		alg     string
 		slow    bool
 		wantErr string
 	}{
-		{name: "zero is off", cfg: TokenConfig{}, off: true},
-		{name: "empty slices are off", cfg: TokenConfig{Secret: []byte{}, KeyPEM: []byte{}}, off: true},
-		{name: "secret", cfg: TokenConfig{Secret: tokenSecret}, alg: "HS256"},
-		{name: "rsa pkix", cfg: TokenConfig{KeyPEM: pkixPEM(t, &k.rsa.PublicKey)}, alg: "RS256", slow: true},
-		{name: "rsa pkcs1", cfg: TokenConfig{KeyPEM: rsaPKCS1}, alg: "RS256", slow: true},
-		{name: "ecdsa p256", cfg: TokenConfig{KeyPEM: pkixPEM(t, &k.ec.PublicKey)}, alg: "ES256", slow: true},
-		{name: "both", cfg: TokenConfig{Secret: tokenSecret, KeyPEM: pkixPEM(t, &k.ec.PublicKey)}, wantErr: "not both"},
-		{name: "not pem", cfg: TokenConfig{KeyPEM: []byte("not a pem file")}, wantErr: "no PEM block"},
-		{name: "bad der", cfg: TokenConfig{KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")})}, wantErr: "parse PUBLIC KEY"},
-		{name: "bad pkcs1", cfg: TokenConfig{KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: []byte("junk")})}, wantErr: "parse RSA PUBLIC KEY"},
-		{name: "private key", cfg: TokenConfig{KeyPEM: privPEM}, wantErr: "give the public key"},
-		{name: "certificate", cfg: TokenConfig{KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("x")})}, wantErr: "not a public key"},
-		{name: "ed25519", cfg: TokenConfig{KeyPEM: pkixPEM(t, k.ed)}, wantErr: "not supported"},
-		{name: "ecdsa p384", cfg: TokenConfig{KeyPEM: pkixPEM(t, &k.ec384.PublicKey)}, wantErr: "P-384 is not supported"},
+		{name: "zero is off", cfg: Config{}, off: true},
+		{name: "empty slices are off", cfg: Config{Secret: []byte{}, KeyPEM: []byte{}}, off: true},
+		{name: "secret", cfg: Config{Secret: tokenSecret}, alg: "HS256"},
+		{name: "rsa pkix", cfg: Config{KeyPEM: pkixPEM(t, &k.rsa.PublicKey)}, alg: "RS256", slow: true},
+		{name: "rsa pkcs1", cfg: Config{KeyPEM: rsaPKCS1}, alg: "RS256", slow: true},
+		{name: "ecdsa p256", cfg: Config{KeyPEM: pkixPEM(t, &k.ec.PublicKey)}, alg: "ES256", slow: true},
+		{name: "both", cfg: Config{Secret: tokenSecret, KeyPEM: pkixPEM(t, &k.ec.PublicKey)}, wantErr: "not both"},
+		{name: "not pem", cfg: Config{KeyPEM: []byte("not a pem file")}, wantErr: "no PEM block"},
+		{name: "bad der", cfg: Config{KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")})}, wantErr: "parse PUBLIC KEY"},
+		{name: "bad pkcs1", cfg: Config{KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: []byte("junk")})}, wantErr: "parse RSA PUBLIC KEY"},
+		{name: "private key", cfg: Config{KeyPEM: privPEM}, wantErr: "give the public key"},
+		{name: "certificate", cfg: Config{KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("x")})}, wantErr: "not a public key"},
+		{name: "ed25519", cfg: Config{KeyPEM: pkixPEM(t, k.ed)}, wantErr: "not supported"},
+		{name: "ecdsa p384", cfg: Config{KeyPEM: pkixPEM(t, &k.ec384.PublicKey)}, wantErr: "P-384 is not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,8 +156,8 @@ func TestNewVerifier(t *testing.T) {
 				}
 				return
 			}
-			if got := v.Alg(); got != tt.alg {
-				t.Errorf("Alg() = %q, want %q", got, tt.alg)
+			if got := v.alg; got != tt.alg {
+				t.Errorf("alg = %q, want %q", got, tt.alg)
 			}
 			if got := v.Slow(); got != tt.slow {
 				t.Errorf("Slow() = %v, want %v", got, tt.slow)
@@ -168,7 +168,7 @@ func TestNewVerifier(t *testing.T) {
 
 func TestNewVerifierCopiesSecret(t *testing.T) {
 	secret := append([]byte(nil), tokenSecret...)
-	v := newTestVerifier(t, TokenConfig{Secret: secret})
+	v := newTestVerifier(t, Config{Secret: secret})
 	secret[0] ^= 0xff
 	tok := sign(t, jwt.SigningMethodHS256, tokenSecret, baseClaims(nil))
 	if _, err := v.Verify(tok, tokenNow); err != nil {
@@ -178,9 +178,9 @@ func TestNewVerifierCopiesSecret(t *testing.T) {
 
 func TestVerifyValid(t *testing.T) {
 	k := keysOnce()
-	hs := newTestVerifier(t, TokenConfig{Secret: tokenSecret})
-	rs := newTestVerifier(t, TokenConfig{KeyPEM: pkixPEM(t, &k.rsa.PublicKey)})
-	es := newTestVerifier(t, TokenConfig{KeyPEM: pkixPEM(t, &k.ec.PublicKey)})
+	hs := newTestVerifier(t, Config{Secret: tokenSecret})
+	rs := newTestVerifier(t, Config{KeyPEM: pkixPEM(t, &k.rsa.PublicKey)})
+	es := newTestVerifier(t, Config{KeyPEM: pkixPEM(t, &k.ec.PublicKey)})
 
 	tests := []struct {
 		name       string
@@ -248,9 +248,9 @@ func TestVerifyRefused(t *testing.T) {
 	k := keysOnce()
 	rsaPEM := pkixPEM(t, &k.rsa.PublicKey)
 	ecPEM := pkixPEM(t, &k.ec.PublicKey)
-	hs := newTestVerifier(t, TokenConfig{Secret: tokenSecret})
-	rs := newTestVerifier(t, TokenConfig{KeyPEM: rsaPEM})
-	es := newTestVerifier(t, TokenConfig{KeyPEM: ecPEM})
+	hs := newTestVerifier(t, Config{Secret: tokenSecret})
+	rs := newTestVerifier(t, Config{KeyPEM: rsaPEM})
+	es := newTestVerifier(t, Config{KeyPEM: ecPEM})
 	hsTok := func(edit func(jwt.MapClaims)) string {
 		return sign(t, jwt.SigningMethodHS256, tokenSecret, baseClaims(edit))
 	}
@@ -330,7 +330,7 @@ func TestVerifyRefused(t *testing.T) {
 }
 
 func TestVerifyConcurrent(t *testing.T) {
-	v := newTestVerifier(t, TokenConfig{Secret: tokenSecret})
+	v := newTestVerifier(t, Config{Secret: tokenSecret})
 	tok := sign(t, jwt.SigningMethodHS256, tokenSecret, baseClaims(nil))
 	var wg sync.WaitGroup
 	for i := range 8 {
@@ -440,7 +440,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add("a.b.c", false)
 	f.Add(`{"sub":"42","exp":1800003600,"topics":["priv.orders.*"],"pub":["ticker.>"]}`, true)
 	f.Add(`{"sub":"42","exp":1800003600,"nbf":1700000000,"topics":"x"}`, true)
-	v := newTestVerifier(f, TokenConfig{Secret: tokenSecret})
+	v := newTestVerifier(f, Config{Secret: tokenSecret})
 	if _, err := v.Verify(valid, tokenNow); err != nil {
 		f.Fatalf("seed token refused: %v", err) // testdata/fuzz/FuzzVerify/valid_token holds the same token
 	}

@@ -1,4 +1,4 @@
-package server
+package auth
 
 import (
 	"crypto/ecdsa"
@@ -29,9 +29,9 @@ const MaxTokenLen = 16 << 10
 // privPrefix starts the name of every private topic (PROTOCOL.md).
 const privPrefix = "priv."
 
-// TokenConfig: the zero value means token authentication is off. Set one of
+// Config: the zero value means token authentication is off. Set one of
 // the two fields, not both.
-type TokenConfig struct {
+type Config struct {
 	Secret []byte // HS256 key (--jwt-secret); empty: no HS256
 	KeyPEM []byte // a PEM public key, RSA (RS256) or ECDSA P-256 (ES256) (--jwt-key file contents); empty: none
 }
@@ -53,7 +53,7 @@ type Verifier struct {
 
 // NewVerifier builds the verifier for cfg. It returns (nil, nil) when cfg is
 // the zero value: token authentication is off.
-func NewVerifier(cfg TokenConfig) (*Verifier, error) {
+func NewVerifier(cfg Config) (*Verifier, error) {
 	switch {
 	case len(cfg.Secret) == 0 && len(cfg.KeyPEM) == 0:
 		return nil, nil
@@ -107,14 +107,6 @@ func parsePublicKeyPEM(data []byte) (any, error) {
 		}
 		return nil, fmt.Errorf("PEM block %q is not a public key", block.Type)
 	}
-}
-
-// Alg names the one algorithm the verifier accepts.
-func (v *Verifier) Alg() string {
-	if v == nil {
-		return ""
-	}
-	return v.alg
 }
 
 // Slow reports whether verification is costly enough (RS256/ES256) that the
