@@ -11,46 +11,10 @@ import (
 
 	"github.com/tickfan/tickfan/auth"
 	"github.com/tickfan/tickfan/codec"
+	"github.com/tickfan/tickfan/server/reactor"
 	"github.com/tickfan/tickfan/topic"
 	"github.com/tickfan/tickfan/wheel"
 )
-
-// transport is what a connection needs of the reactor. gnet.Conn has it.
-// Its methods are called on the connection's loop only.
-type transport interface {
-	// Writev writes what the socket takes now and keeps the rest in the
-	// reactor's write buffer, which the reactor drains when the socket is
-	// writable.
-	Writev(bs [][]byte) (int, error)
-	// Write is Writev of one buffer; the transport does not keep b.
-	Write(b []byte) (int, error)
-	// OutboundBuffered is the size of that write buffer, in bytes.
-	OutboundBuffered() int
-	// CloseWrite shuts the socket's write side once the reactor's write
-	// buffer is empty: the client reads what was written, then end of
-	// stream, while the connection goes on reading (see conn.shutdown).
-	CloseWrite() error
-	// Close closes the socket now.
-	Close() error
-	// WakeInput has the reactor hand the connection's unread input to
-	// conn.traffic again soon, on the loop: input left unread while the
-	// connection was over its outbox budget (see onData).
-	WakeInput()
-}
-
-type connKind uint8
-
-const (
-	kindWS connKind = iota
-	kindTCP
-)
-
-func (k connKind) String() string {
-	if k == kindTCP {
-		return "tcp"
-	}
-	return "ws"
-}
 
 type connState uint8
 
@@ -70,7 +34,7 @@ const keptOutboxCap = 64
 // conn is one client connection. It is owned by its loop: every method runs
 // on the loop's goroutine.
 type conn struct {
-	t    transport
+	t    reactor.Transport
 	l    *loop
 	prev *conn // the loop's list of open connections
 	next *conn
@@ -115,7 +79,7 @@ type conn struct {
 	reject uint16 // a close code to send once the WebSocket upgrade is done
 
 	// The small fields together, so that conn stays in a small size class.
-	kind    connKind
+	kind    reactor.Kind
 	state   connState
 	format  codec.Format
 	dirty   bool // in l.dirty: write out at the end of this loop turn
@@ -135,10 +99,6 @@ type conn struct {
 	admitted    bool // counted by the server's per-IP limits
 	slow        bool // over the high-water mark, not yet back under the low one
 }
-
-// closeLinger bounds a close: the time the last bytes (op close, a close
-// frame) have to leave and the client then has to close its side.
-const closeLinger = 2 * time.Second
 
 // connRare is the state of a connection that few connections need: a
 // fragmented message being assembled, commands waiting for a slow token
@@ -186,9 +146,9 @@ func (c *conn) newSub(name string, cu topic.Catchup) *subscription {
 	return s
 }
 
-func newConn(t transport, l *loop, kind connKind) *conn {
+func newConn(t reactor.Transport, l *loop, kind reactor.Kind) *conn {
 	c := &conn{t: t, l: l, kind: kind, format: codec.WSJSON}
-	if kind == kindTCP {
+	if kind == reactor.TCP {
 		c.state, c.format = stOpen, codec.TCPMsgpack
 	}
 	c.timer.InitFunc(connTimerFired)
@@ -225,7 +185,7 @@ func (c *conn) onData(buf []byte) int {
 		}
 		var n int
 		switch {
-		case c.kind == kindTCP:
+		case c.kind == reactor.TCP:
 			n = c.readTCP(buf[off:])
 		case c.state == stHandshake:
 			n = c.readHandshake(buf[off:])
@@ -268,7 +228,7 @@ func (c *conn) upgraded(f codec.Format) {
 	c.format = f
 	c.state = stOpen
 	c.begun = 0 // from here on: the oldest unfinished message
-	c.l.srv.metrics.conns(kindWS).Inc()
+	c.l.srv.metrics.conns(reactor.WebSocket).Inc()
 	if c.reject != 0 {
 		c.closeWith(int(c.reject), "too many connections")
 		return
@@ -518,7 +478,7 @@ func (c *conn) wsClose(code int, reason string) {
 func (c *conn) closeWith(code int, reason string) {
 	c.l.srv.metrics.closes(code).Inc()
 	c.push(codec.AppendClose(nil, c.format, code, reason))
-	if c.kind == kindWS {
+	if c.kind == reactor.WebSocket {
 		c.push(codec.AppendWSClose(nil, code, reason))
 	}
 	c.closeAfterFlush()
@@ -666,14 +626,14 @@ func (c *conn) flush() int {
 // reactor has written the last bytes it shuts the write side, so the client
 // reads them and then a clean end of stream; what the client still sends
 // is read and dropped (onData), and the reactor closes the connection when
-// the client closes its side, or onTimer does closeLinger after the close
+// the client closes its side, or onTimer does reactor.CloseLinger after the close
 // began. Closing at once with unread input would make the kernel answer
 // with a reset, and the client's stack would drop the close unread.
 func (c *conn) shutdown() {
 	if !c.lingering {
 		now := c.l.srv.wheel.NowNano()
 		c.lingering = true
-		c.nextPing = now + int64(closeLinger)
+		c.nextPing = now + int64(reactor.CloseLinger)
 		c.armTimer(now)
 	}
 	switch {
@@ -871,7 +831,7 @@ func (c *conn) onTimer() {
 		c.closeWith(CloseSlowClient, "slow client")
 		return
 	case now >= c.nextPing:
-		if c.kind == kindWS {
+		if c.kind == reactor.WebSocket {
 			c.push(codec.AppendWSFrame(nil, ws.OpPing, nil))
 		} else {
 			c.push(codec.AppendPingMessage(nil))
@@ -956,7 +916,7 @@ func (c *conn) dropSub(s *subscription) {
 // drainNotice tells the client the server drains: {"op":"close","code":4007}
 // (over WebSocket also a close frame, so a client library reports it), and
 // closes the connection as any close: once those bytes are read or
-// closeLinger has passed.
+// reactor.CloseLinger has passed.
 func (c *conn) drainNotice() {
 	if c.state != stOpen || c.closing {
 		if c.state == stHandshake {
@@ -967,7 +927,7 @@ func (c *conn) drainNotice() {
 	}
 	c.l.srv.metrics.closes(CloseServerDraining).Inc()
 	c.push(codec.AppendClose(nil, c.format, CloseServerDraining, "server draining"))
-	if c.kind == kindWS {
+	if c.kind == reactor.WebSocket {
 		c.push(codec.AppendWSClose(nil, CloseServerDraining, "server draining"))
 	}
 	c.closeAfterFlush()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tickfan/tickfan/codec"
+	"github.com/tickfan/tickfan/server/reactor"
 )
 
 // discardTransport counts what the loop writes and drops it, so the
@@ -44,7 +45,7 @@ func benchServer(b *testing.B, subs int, format codec.Format) (*Server, *loop) {
 	}
 	l := srv.loops[0]
 	for i := 0; i < subs; i++ {
-		c := newConn(&discardTransport{}, l, kindWS)
+		c := newConn(&discardTransport{}, l, reactor.WebSocket)
 		c.state, c.format = stOpen, format
 		cu, err := srv.engine.Subscribe("bench", l.id, nil)
 		if err != nil {
@@ -71,7 +72,7 @@ func BenchmarkFanout(b *testing.B) {
 				if _, err := srv.engine.Publish("bench", payload, false, false); err != nil {
 					b.Fatal(err)
 				}
-				l.drain()
+				l.turn()
 				l.stats.deliveries.Store(0)
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
@@ -80,7 +81,7 @@ func BenchmarkFanout(b *testing.B) {
 					if _, err := srv.engine.Publish("bench", payload, false, false); err != nil {
 						b.Fatal(err)
 					}
-					l.drain()
+					l.turn()
 				}
 				b.StopTimer()
 				runtime.ReadMemStats(&after)

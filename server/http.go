@@ -124,13 +124,13 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	}
 	// A listener that stopped accepting or a loop that stopped running
 	// leaves the node unable to serve some clients: out of rotation.
-	if s.reactor != nil {
-		if err := s.reactor.servingErr(); err != nil {
+	if s.engineNet != nil {
+		if err := s.engineNet.ServingErr(); err != nil {
 			writeErr(w, http.StatusServiceUnavailable, "not serving: "+err.Error())
 			return
 		}
 	}
-	if err := s.httpDown.err(); err != nil {
+	if err := s.httpDown.Err(); err != nil {
 		writeErr(w, http.StatusServiceUnavailable, "not serving: "+err.Error())
 		return
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"github.com/tickfan/tickfan/server/reactor"
 	"log/slog"
 	"net"
 	"net/http"
@@ -91,14 +92,14 @@ func (s *Server) serveHTTP() {
 // errors that are temporary (EMFILE, ENFILE, ECONNABORTED) after a back-off
 // of up to a second, so serving only ends on a listener that is broken;
 // that is recorded in down (/readyz answers 503), when given.
-func (s *Server) serve(what string, srv *http.Server, ln net.Listener, down *downState) {
+func (s *Server) serve(what string, srv *http.Server, ln net.Listener, down *reactor.DownState) {
 	err := srv.Serve(ln)
 	if err == nil || errors.Is(err, http.ErrServerClosed) {
 		return
 	}
 	s.log.Error(what+" server stopped", "err", err)
 	if down != nil {
-		down.set(fmt.Errorf("%s listener stopped: %w", what, err))
+		down.Set(fmt.Errorf("%s listener stopped: %w", what, err))
 	}
 }
 
@@ -133,11 +134,11 @@ func (l *httpListener) Accept() (net.Conn, error) {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				s.httpDown.set(fmt.Errorf("http listener: %w", err))
+				s.httpDown.Set(fmt.Errorf("http listener: %w", err))
 			}
 			return nil, err
 		}
-		s.httpDown.clear()
+		s.httpDown.Clear()
 		n := s.httpConns.Add(1)
 		if s.openConns()+n > int64(s.cfg.MaxConns) {
 			s.httpConns.Add(-1)

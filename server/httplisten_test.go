@@ -18,18 +18,18 @@ import (
 	"time"
 )
 
-// fakeReactor is a reactor that serves nothing and reports err as the
+// fakeReactor is an engine that serves nothing and reports err as the
 // reason it does not serve.
 type fakeReactor struct {
 	mu  sync.Mutex
 	err error
 }
 
-func (r *fakeReactor) start(*sync.WaitGroup) error { return nil }
-func (r *fakeReactor) stop(context.Context) error  { return nil }
-func (r *fakeReactor) addrs() (ws, tcp net.Addr)   { return &net.TCPAddr{}, &net.TCPAddr{} }
+func (r *fakeReactor) Start(*sync.WaitGroup) error { return nil }
+func (r *fakeReactor) Stop(context.Context) error  { return nil }
+func (r *fakeReactor) Addrs() (ws, tcp net.Addr)   { return &net.TCPAddr{}, &net.TCPAddr{} }
 func (r *fakeReactor) setErr(err error)            { r.mu.Lock(); r.err = err; r.mu.Unlock() }
-func (r *fakeReactor) servingErr() error           { r.mu.Lock(); defer r.mu.Unlock(); return r.err }
+func (r *fakeReactor) ServingErr() error           { r.mu.Lock(); defer r.mu.Unlock(); return r.err }
 
 // readyOf calls s's /readyz handler and returns its status and error message.
 func readyOf(t *testing.T, s *Server) (int, string) {
@@ -53,7 +53,7 @@ func readyOf(t *testing.T, s *Server) (int, string) {
 func TestReadyzNotServing(t *testing.T) {
 	s, _ := testServer(t, Config{})
 	r := &fakeReactor{}
-	s.reactor = r
+	s.engineNet = r
 	if code, msg := readyOf(t, s); code != http.StatusOK {
 		t.Fatalf("/readyz %d %q while serving, want 200", code, msg)
 	}
@@ -65,7 +65,7 @@ func TestReadyzNotServing(t *testing.T) {
 	if code, msg := readyOf(t, s); code != http.StatusOK {
 		t.Fatalf("/readyz %d %q once the reactor serves again, want 200", code, msg)
 	}
-	s.httpDown.set(errors.New("http listener stopped: boom"))
+	s.httpDown.Set(errors.New("http listener stopped: boom"))
 	if code, msg := readyOf(t, s); code != http.StatusServiceUnavailable || !strings.Contains(msg, "http listener stopped: boom") {
 		t.Fatalf("/readyz %d %q with the HTTP listener down, want 503 naming it", code, msg)
 	}
@@ -83,7 +83,7 @@ func (brokenListener) Accept() (net.Conn, error) {
 // kept-alive connection) answers 503.
 func TestReadyzHTTPListenerStopped(t *testing.T) {
 	s, _ := testServer(t, Config{})
-	s.reactor = &fakeReactor{}
+	s.engineNet = &fakeReactor{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func (l *emfileListener) Accept() (net.Conn, error) {
 // while accepts fail.
 func TestHTTPAcceptEMFILE(t *testing.T) {
 	s, _ := testServer(t, Config{})
-	s.reactor = &fakeReactor{}
+	s.engineNet = &fakeReactor{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 
@@ -93,9 +92,10 @@ func (l *loop) pollFired() {
 	l.scheduleLocked()
 }
 
-// post runs fn on the loop's goroutine soon. Any goroutine may call it;
-// work done off the loop (slow token checks) hands its result back so.
-func (l *loop) post(fn func()) {
+// Post implements reactor.Loop: it runs fn on the loop's goroutine soon.
+// Any goroutine may call it; work done off the loop (slow token checks)
+// hands its result back so.
+func (l *loop) Post(fn func()) {
 	l.mu.Lock()
 	l.tasks = append(l.tasks, fn)
 	l.scheduleLocked()
@@ -120,35 +120,35 @@ func (l *loop) scheduleLocked() {
 	}
 }
 
-// enter marks the loop busy with socket input; leave ends that and runs
-// what was scheduled meanwhile. A client's publication so reaches the
-// subscribers of the same loop in the same turn, without a wake (a
-// system call) and a second turn. Loop goroutine only.
-func (l *loop) enter() { l.busy.Store(true) }
+// SetWake implements reactor.Loop.
+func (l *loop) SetWake(wake func()) { l.wake = wake }
 
-func (l *loop) leave() {
+// Enter implements reactor.Loop: it marks the loop busy with socket input;
+// Leave ends that and runs what was scheduled meanwhile. A client's
+// publication so reaches the subscribers of the same loop in the same
+// turn, without a wake (a system call) and a second turn.
+func (l *loop) Enter() { l.busy.Store(true) }
+
+// Leave implements reactor.Loop.
+func (l *loop) Leave() {
 	l.busy.Store(false)
-	l.runIfScheduled()
+	l.RunPending()
 }
 
-// runIfScheduled runs the loop's pending work now. Loop goroutine only.
-func (l *loop) runIfScheduled() {
+// RunPending implements reactor.Loop: it runs the loop's pending work now.
+func (l *loop) RunPending() {
 	l.mu.Lock()
 	due := l.scheduled
 	l.mu.Unlock()
 	if due {
-		l.drain()
+		l.turn()
 	}
 }
 
-// Run is the task the loop's goroutine runs on wake: deadlines first, then
-// blocked connections, then publications, then one write per connection.
-func (l *loop) Run(context.Context) error {
-	l.drain()
-	return nil
-}
-
-func (l *loop) drain() {
+// turn runs what reached the loop: posted tasks, deadlines, blocked
+// connections, the drain notice, publications, then one write per
+// connection. Loop goroutine only.
+func (l *loop) turn() {
 	l.mu.Lock()
 	batch, expired, poll, draining, tasks := l.inbox, l.expired, l.pollDue, l.drainDue, l.tasks
 	l.inbox, l.expired, l.pollDue, l.drainDue, l.tasks = l.spare, l.spareConns, false, false, nil

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/tickfan/tickfan/server/reactor"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,7 +38,7 @@ type metrics struct {
 	byOp    map[string]prometheus.Counter
 	byError map[int]prometheus.Counter
 	byClose map[int]prometheus.Counter
-	byKind  [2]prometheus.Gauge // tickfan_connections by connKind
+	byKind  [2]prometheus.Gauge // tickfan_connections by reactor.Kind
 	// connsHTTP is tickfan_connections{transport="http"}: connections of
 	// the HTTP listener (not the admin one), counted in MaxConns.
 	connsHTTP prometheus.Gauge
@@ -113,7 +114,7 @@ func newMetrics(s *Server) *metrics {
 	m.byClose = resolve(m.closesByCode, protocolCloses)
 	// Every series of a known label set exists at 0 from the start, so a
 	// query or an alert on it has a value before the first event.
-	for _, k := range []connKind{kindWS, kindTCP} {
+	for _, k := range []reactor.Kind{reactor.WebSocket, reactor.TCP} {
 		m.byKind[k] = m.connections.WithLabelValues(k.String())
 	}
 	m.connsHTTP = m.connections.WithLabelValues("http")
@@ -154,7 +155,7 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
-func (m *metrics) conns(k connKind) prometheus.Gauge { return m.byKind[k] }
+func (m *metrics) conns(k reactor.Kind) prometheus.Gauge { return m.byKind[k] }
 
 // resolve makes the counter of each code ahead of use.
 func resolve(vec *prometheus.CounterVec, codes []int) map[int]prometheus.Counter {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tickfan/tickfan/auth"
+	"github.com/tickfan/tickfan/server/reactor"
 	"github.com/tickfan/tickfan/topic"
 	"github.com/tickfan/tickfan/wheel"
 )
@@ -33,17 +34,17 @@ type Server struct {
 	verifier *auth.Verifier
 	origins  map[string]bool // nil: any origin
 
-	reactor reactor
-	httpLn  net.Listener
-	httpSrv *http.Server
-	debug   *debugListener // nil unless Config.DebugAddr is set
+	engineNet reactor.Engine // the engine: listeners and sockets
+	httpLn    net.Listener
+	httpSrv   *http.Server
+	debug     *debugListener // nil unless Config.DebugAddr is set
 	// adminLn and adminSrv serve Config.AdminAddr; nil when it is empty.
 	adminLn  net.Listener
 	adminSrv *http.Server
 	// httpConns counts the HTTP listener's open connections (httpOpen);
 	// httpDown says why it is not serving, if it is not (/readyz).
 	httpConns atomic.Int64
-	httpDown  downState
+	httpDown  reactor.DownState
 
 	// inbound is the bytes of unhandled client input held for every
 	// connection (conn.holdInput), bounded by Config.InboundBytes.
@@ -155,8 +156,8 @@ func (s *Server) Start() error {
 		_ = s.closeDebug()
 		return err
 	}
-	s.reactor = newReactor(s)
-	if err := s.reactor.start(&s.reactorWG); err != nil {
+	s.engineNet = newEngine(s)
+	if err := s.engineNet.Start(&s.reactorWG); err != nil {
 		s.closeHTTPListeners()
 		_ = s.closeDebug()
 		return err
@@ -172,10 +173,10 @@ func (s *Server) Start() error {
 }
 
 // WSAddr returns the bound WebSocket address (host:port).
-func (s *Server) WSAddr() string { a, _ := s.reactor.addrs(); return a.String() }
+func (s *Server) WSAddr() string { a, _ := s.engineNet.Addrs(); return a.String() }
 
 // TCPAddr returns the bound TCP address.
-func (s *Server) TCPAddr() string { _, a := s.reactor.addrs(); return a.String() }
+func (s *Server) TCPAddr() string { _, a := s.engineNet.Addrs(); return a.String() }
 
 // HTTPAddr returns the bound HTTP address.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
@@ -196,7 +197,7 @@ func (s *Server) admit(c *conn) {
 		return
 	}
 	s.metrics.rejectedConns.WithLabelValues(reason).Inc()
-	if c.kind == kindTCP {
+	if c.kind == reactor.TCP {
 		c.closeWith(CloseTooManyConns, "too many connections")
 		c.l.flush()
 		return
@@ -243,8 +244,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = errors.Join(err, s.adminSrv.Shutdown(ctx))
 		}
 		err = errors.Join(err, s.closeDebug())
-		if s.reactor != nil {
-			err = errors.Join(err, s.reactor.stop(ctx))
+		if s.engineNet != nil {
+			err = errors.Join(err, s.engineNet.Stop(ctx))
 		}
 		done := make(chan struct{})
 		go func() { s.reactorWG.Wait(); close(done) }()

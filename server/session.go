@@ -162,7 +162,7 @@ func (c *conn) cmdAuth(cmd *codec.Command) {
 	token, l := cmd.Token, c.l
 	go func() {
 		claims, err := v.Verify(token, time.Now())
-		l.post(func() {
+		l.Post(func() {
 			c.authPending = false
 			if c.state != stOpen {
 				return

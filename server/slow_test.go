@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/tickfan/tickfan/server/reactor"
 	"io"
 	"log/slog"
 	"strings"
@@ -84,7 +85,7 @@ func testServer(t *testing.T, cfg Config) (*Server, *loop) {
 
 func subscribe(t *testing.T, l *loop, sock *socket, topics ...string) *conn {
 	t.Helper()
-	c := newConn(sock, l, kindWS)
+	c := newConn(sock, l, reactor.WebSocket)
 	c.state = stOpen
 	body := fmt.Sprintf(`{"op":"sub","id":1,"topics":["%s"]}`, strings.Join(topics, `","`))
 	c.handle([]byte(body))
@@ -109,11 +110,11 @@ func TestStalledClientLagsAndResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i%10 == 9 {
-			l.drain()
+			l.turn()
 			peak = max(peak, c.out.bytes)
 		}
 	}
-	l.drain()
+	l.turn()
 	if !c.slow {
 		t.Fatal("stalled client is not marked slow")
 	}
@@ -133,7 +134,7 @@ func TestStalledClientLagsAndResumes(t *testing.T) {
 	// Resuming queued the backlog; one more turn writes what remains.
 	for i := 0; i < 5 && (c.slow || len(c.out.frames) > 0); i++ {
 		l.poll()
-		l.drain()
+		l.turn()
 	}
 
 	assertContiguous(t, "healthy", healthy.messages(t), "book.X", 2000, false)
@@ -184,7 +185,7 @@ func TestConflatedTopicSendsNewest(t *testing.T) {
 		if _, err := srv.engine.Publish("ticker.X", []byte(fmt.Sprint(i)), false, false); err != nil {
 			t.Fatal(err)
 		}
-		l.drain()
+		l.turn()
 	}
 	if len(c.out.frames) != 1 {
 		t.Fatalf("%d frames queued for a conflated topic, want 1", len(c.out.frames))
@@ -216,7 +217,7 @@ func TestSlowClientClosedAfterTimeout(t *testing.T) {
 	payload := []byte(`"` + strings.Repeat("x", 1000) + `"`)
 	for i := 0; i < 20; i++ {
 		srv.engine.Publish("book.X", payload, false, false)
-		l.drain()
+		l.turn()
 	}
 	if !c.slow {
 		t.Fatal("client not slow")
@@ -242,7 +243,7 @@ func TestSlowClientClosedAfterTimeout(t *testing.T) {
 	if !sock.shut || sock.closed {
 		t.Fatalf("after the socket drained: write side shut %v (want true), closed %v (want false: the client closes first)", sock.shut, sock.closed)
 	}
-	c.nextPing -= int64(closeLinger) // the client never closed its side
+	c.nextPing -= int64(reactor.CloseLinger) // the client never closed its side
 	c.onTimer()
 	if !sock.closed {
 		t.Fatal("not closed once the close's linger passed")
@@ -254,7 +255,7 @@ func TestSlowClientClosedAfterTimeout(t *testing.T) {
 func TestPullReplyBoundedByBytes(t *testing.T) {
 	srv, l := testServer(t, Config{OutboxBytes: 10 << 10})
 	sock := &socket{}
-	c := newConn(sock, l, kindWS)
+	c := newConn(sock, l, reactor.WebSocket)
 	c.state = stOpen
 	payload := []byte(`"` + strings.Repeat("p", 4000) + `"`)
 	var epoch string
@@ -306,7 +307,7 @@ func TestUnsubKeepsOtherCatchup(t *testing.T) {
 	sock.buffered = 0
 	for i := 0; i < 50 && (a.paused || len(c.out.frames) > 0); i++ {
 		l.poll()
-		l.drain()
+		l.turn()
 		l.flush()
 	}
 	assertContiguous(t, "catching up", sock.messages(t), "book.A", 100, false)
@@ -323,7 +324,7 @@ func TestSlowUntilCaughtUp(t *testing.T) {
 	payload := []byte(`"` + strings.Repeat("x", 1000) + `"`)
 	for i := 0; i < 200; i++ {
 		srv.engine.Publish("book.X", payload, false, false)
-		l.drain()
+		l.turn()
 	}
 	if !c.slow || c.paused == 0 {
 		t.Fatalf("slow %v, paused %d: want a lagged, slow client", c.slow, c.paused)

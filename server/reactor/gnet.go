@@ -1,9 +1,10 @@
-package server
+package reactor
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -16,8 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// gnetReactor serves the WebSocket and TCP connections on gnet event
-// loops (Config.Loops of them). Each gnet loop is paired with one of the
+// Gnet serves the WebSocket and TCP connections on gnet event loops
+// (Options.Loops of them). Each gnet loop is paired with one of the
 // server's loops the first time it opens a connection.
 //
 // The listeners are the reactor's own, each with an accepting goroutine
@@ -27,10 +28,11 @@ import (
 // then dropped every client and closed both ports for good. Here it is a
 // pause: /readyz fails, the connection at the head of the backlog is
 // accepted with a spare descriptor and closed, and accepting resumes.
-type gnetReactor struct {
+type Gnet struct {
 	gnet.BuiltinEventEngine
-	srv  *Server
-	down downState // why it is not serving, if it is not
+	h    Handler
+	opt  Options
+	down DownState // why it is not serving, if it is not
 
 	cli       *gnet.Client
 	ws, tcp   *net.TCPListener
@@ -39,23 +41,22 @@ type gnetReactor struct {
 	enrolling chan struct{} // hand-overs to gnet in flight (enroll)
 
 	mu     sync.Mutex
-	paired map[gnet.EventLoop]*loop
+	paired map[gnet.EventLoop]Loop
 }
 
-func newGnetReactor(s *Server) *gnetReactor {
-	return &gnetReactor{srv: s, paired: make(map[gnet.EventLoop]*loop), enrolling: make(chan struct{}, maxEnrolling)}
+// NewGnet returns the gnet engine of h.
+func NewGnet(h Handler, opt Options) *Gnet {
+	return &Gnet{h: h, opt: opt, paired: make(map[gnet.EventLoop]Loop), enrolling: make(chan struct{}, maxEnrolling)}
 }
 
 // start binds the listeners, starts the event loops and the acceptors.
-func (r *gnetReactor) start(wg *sync.WaitGroup) error {
-	cfg := r.srv.cfg
+func (r *Gnet) Start(wg *sync.WaitGroup) error {
+	cfg := r.opt
 	var err error
-	// Go's listeners set SO_REUSEADDR: a restart binds at once although
-	// connections of the old process linger in TIME_WAIT.
-	if r.ws, err = listenTCP("websocket", cfg.WSAddr); err != nil {
+	if r.ws, err = ListenTCP("websocket", cfg.WSAddr); err != nil {
 		return fmt.Errorf("reactor: %w", err)
 	}
-	if r.tcp, err = listenTCP("tcp", cfg.TCPAddr); err != nil {
+	if r.tcp, err = ListenTCP("tcp", cfg.TCPAddr); err != nil {
 		_ = r.ws.Close()
 		return fmt.Errorf("reactor: %w", err)
 	}
@@ -63,7 +64,7 @@ func (r *gnetReactor) start(wg *sync.WaitGroup) error {
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(cfg.Loops),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithLogger(gnetLogger{r.srv}),
+		gnet.WithLogger(gnetLogger{r.h.Logger()}),
 		gnet.WithLogLevel(logging.WarnLevel),
 	)
 	if err == nil {
@@ -76,8 +77,8 @@ func (r *gnetReactor) start(wg *sync.WaitGroup) error {
 	r.spare.take()
 	for _, a := range []struct {
 		ln   *net.TCPListener
-		kind connKind
-	}{{r.ws, kindWS}, {r.tcp, kindTCP}} {
+		kind Kind
+	}{{r.ws, WebSocket}, {r.tcp, TCP}} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -91,7 +92,7 @@ func (r *gnetReactor) start(wg *sync.WaitGroup) error {
 // Running out of descriptors pauses it (backing off to a second) and sheds
 // the connection at the head of the backlog, so that clients are told at
 // once instead of waiting in the backlog; /readyz says why meanwhile.
-func (r *gnetReactor) accept(ln *net.TCPListener, kind connKind) {
+func (r *Gnet) accept(ln *net.TCPListener, kind Kind) {
 	var backoff time.Duration
 	for {
 		nc, err := ln.AcceptTCP()
@@ -102,22 +103,22 @@ func (r *gnetReactor) accept(ln *net.TCPListener, kind connKind) {
 		case err == nil:
 			if backoff > 0 {
 				backoff = 0
-				r.down.clear()
-				r.srv.log.Info("accepting again", "listener", kind.String())
+				r.down.Clear()
+				r.h.Logger().Info("accepting again", "listener", kind.String())
 			}
 			continue
 		case r.stopping.Load() || errors.Is(err, net.ErrClosed):
 			return
 		case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
-			r.srv.metrics.acceptErrors.Inc()
+			r.h.Count(AcceptFailed)
 			if backoff == 0 {
-				r.srv.log.Warn("out of file descriptors: accepting paused", "listener", kind.String(), "err", err)
+				r.h.Logger().Warn("out of file descriptors: accepting paused", "listener", kind.String(), "err", err)
 			}
-			r.down.set(fmt.Errorf("%s listener: out of file descriptors", kind))
+			r.down.Set(fmt.Errorf("%s listener: out of file descriptors", kind))
 			r.spare.shed(ln)
 		default:
-			r.srv.metrics.acceptErrors.Inc()
-			r.srv.log.Warn("accept", "listener", kind.String(), "err", err)
+			r.h.Count(AcceptFailed)
+			r.h.Logger().Warn("accept", "listener", kind.String(), "err", err)
 		}
 		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 		time.Sleep(backoff)
@@ -133,14 +134,14 @@ const maxEnrolling = 64
 // once; the acceptor waits for a place) keeps a reconnecting herd from
 // queueing one loop turn per connection. The goroutine ends with the
 // hand-over; the connection has none of its own.
-func (r *gnetReactor) enroll(nc *net.TCPConn, kind connKind) {
+func (r *Gnet) enroll(nc *net.TCPConn, kind Kind) {
 	r.enrolling <- struct{}{}
 	go func() {
 		defer func() { <-r.enrolling }()
 		if _, err := r.cli.EnrollContext(nc, kind); err != nil { // dups the socket and closes nc
-			r.srv.metrics.acceptErrors.Inc()
+			r.h.Count(AcceptFailed)
 			if !r.stopping.Load() {
-				r.srv.log.Warn("handing a connection to gnet", "listener", kind.String(), "err", err)
+				r.h.Logger().Warn("handing a connection to gnet", "listener", kind.String(), "err", err)
 			}
 		}
 	}()
@@ -179,10 +180,11 @@ func (s *sparedFD) shed(ln *net.TCPListener) {
 	s.take()
 }
 
-func (r *gnetReactor) addrs() (ws, tcp net.Addr) { return r.ws.Addr(), r.tcp.Addr() }
+// Addrs are the bound WebSocket and TCP addresses.
+func (r *Gnet) Addrs() (ws, tcp net.Addr) { return r.ws.Addr(), r.tcp.Addr() }
 
 // stop closes the listeners, then the event loops with every connection.
-func (r *gnetReactor) stop(context.Context) error {
+func (r *Gnet) Stop(context.Context) error {
 	if r.cli == nil || r.stopping.Swap(true) {
 		return nil
 	}
@@ -201,43 +203,45 @@ func (r *gnetReactor) stop(context.Context) error {
 }
 
 // pair returns the server loop of a gnet event loop.
-func (r *gnetReactor) pair(el gnet.EventLoop) *loop {
+func (r *Gnet) pair(el gnet.EventLoop) Loop {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if l, ok := r.paired[el]; ok {
 		return l
 	}
-	l := r.srv.loops[len(r.paired)%len(r.srv.loops)]
-	l.wake = func() { _ = el.Execute(context.Background(), l) }
+	loops := r.h.Loops()
+	l := loops[len(r.paired)%len(loops)]
+	run := &gnetRun{l} // one per loop: a wake allocates nothing
+	l.SetWake(func() { _ = el.Execute(context.Background(), run) })
 	r.paired[el] = l
 	return l
 }
 
-func (r *gnetReactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
-	if r.srv.draining.Load() {
+func (r *Gnet) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	if r.h.Draining() {
 		return nil, gnet.Close // a draining node takes no new clients
 	}
-	kind, _ := gc.Context().(connKind) // the acceptor's listener
-	c := r.srv.openConn(gnetConn{gc}, r.pair(gc.EventLoop()), kind, gc.RemoteAddr())
-	gc.SetContext(c)
+	kind, _ := gc.Context().(Kind) // the acceptor's listener
+	l := r.pair(gc.EventLoop())
+	gc.SetContext(gnetSession{r.h.Open(gnetConn{gc}, l, kind, gc.RemoteAddr()), l})
 	return nil, gnet.None
 }
 
-func (r *gnetReactor) OnTraffic(gc gnet.Conn) gnet.Action {
-	c := gc.Context().(*conn)
+func (r *Gnet) OnTraffic(gc gnet.Conn) gnet.Action {
+	s := gc.Context().(gnetSession)
 	buf, _ := gc.Peek(-1)
-	c.l.enter()
+	s.l.Enter()
 	// gnet's Discard(0) drops the whole buffer: keep a partial frame.
-	if n := c.traffic(buf); n > 0 {
+	if n := s.Data(buf); n > 0 {
 		_, _ = gc.Discard(n)
 	}
-	c.l.leave()
+	s.l.Leave()
 	return gnet.None
 }
 
-func (r *gnetReactor) OnClose(gc gnet.Conn, _ error) gnet.Action {
-	if c, ok := gc.Context().(*conn); ok {
-		c.closed()
+func (r *Gnet) OnClose(gc gnet.Conn, _ error) gnet.Action {
+	if s, ok := gc.Context().(gnetSession); ok {
+		s.Closed()
 	}
 	return gnet.None
 }
@@ -247,25 +251,36 @@ type gnetConn struct{ gnet.Conn }
 
 // CloseWrite shuts the socket's write side; gnet's write buffer is empty
 // (conn.shutdown waits for that), so nothing of ours is cut off.
-func (g gnetConn) CloseWrite() error { return closeWrite(g.Fd()) }
+func (g gnetConn) CloseWrite() error { return CloseWrite(g.Fd()) }
 
 // WakeInput has gnet call OnTraffic with the input it holds.
 func (g gnetConn) WakeInput() { _ = g.Wake(nil) }
 
 // gnetLogger sends gnet's own logs to the server's logger.
-type gnetLogger struct{ s *Server }
+type gnetLogger struct{ log *slog.Logger }
 
 func (g gnetLogger) Debugf(f string, a ...any) {
-	g.s.log.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)))
+	g.log.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
-func (g gnetLogger) Infof(f string, a ...any) { g.s.log.Debug(strings.TrimSpace(fmt.Sprintf(f, a...))) }
-func (g gnetLogger) Warnf(f string, a ...any) { g.s.log.Warn(strings.TrimSpace(fmt.Sprintf(f, a...))) }
+func (g gnetLogger) Infof(f string, a ...any) { g.log.Debug(strings.TrimSpace(fmt.Sprintf(f, a...))) }
+func (g gnetLogger) Warnf(f string, a ...any) { g.log.Warn(strings.TrimSpace(fmt.Sprintf(f, a...))) }
 func (g gnetLogger) Errorf(f string, a ...any) {
-	g.s.log.Error(strings.TrimSpace(fmt.Sprintf(f, a...)))
+	g.log.Error(strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
 func (g gnetLogger) Fatalf(f string, a ...any) {
-	g.s.log.Error(strings.TrimSpace(fmt.Sprintf(f, a...)))
+	g.log.Error(strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
 
-// servingErr reports whether the listeners accept and the loops run.
-func (r *gnetReactor) servingErr() error { return r.down.err() }
+// ServingErr reports whether the listeners accept and the loops run.
+func (r *Gnet) ServingErr() error { return r.down.Err() }
+
+// gnetSession is what a gnet connection's context holds.
+type gnetSession struct {
+	Session
+	l Loop
+}
+
+// gnetRun is the task a wake has gnet run on the loop.
+type gnetRun struct{ l Loop }
+
+func (g gnetRun) Run(context.Context) error { g.l.RunPending(); return nil }
