@@ -4,9 +4,6 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/gobwas/ws"
-
-	"github.com/tickfan/tickfan/codec"
 	"github.com/tickfan/tickfan/server/reactor"
 )
 
@@ -53,9 +50,11 @@ func (h engineHandler) Open(t reactor.Transport, l reactor.Loop, k reactor.Kind,
 }
 
 func (h engineHandler) Draining() bool { return h.s.draining.Load() }
+
 func (h engineHandler) AllowOrigin(origin []byte) bool {
 	return h.s.origins == nil || h.s.allowOrigin(origin)
 }
+
 func (h engineHandler) Logger() *slog.Logger { return h.s.log }
 
 func (h engineHandler) Count(e reactor.Event) {
@@ -82,66 +81,4 @@ func (s *Server) openConn(t reactor.Transport, l *loop, kind reactor.Kind, remot
 	s.admit(c)
 	l.flush() // a refusal is written at once
 	return c
-}
-
-// Data implements reactor.Session: it hands bytes read from the socket to
-// the connection, writes what they caused and returns how many bytes were
-// used. Loop goroutine only.
-func (c *conn) Data(buf []byte) int {
-	now := c.l.srv.wheel.NowNano()
-	if len(buf) > 0 {
-		c.lastSeen = now // any inbound byte is life
-	}
-	n := c.onData(buf)
-	c.holdInput(len(buf)-n, n, now)
-	c.l.flush()
-	return n
-}
-
-// InputPaused implements reactor.Session.
-func (c *conn) InputPaused() bool { return c.inPaused }
-
-// Closed implements reactor.Session.
-func (c *conn) Closed() { c.closed() }
-
-// Upgraded implements reactor.MessageSession.
-func (c *conn) Upgraded(f codec.Format) {
-	c.upgraded(f)
-	c.l.flush()
-}
-
-// Message implements reactor.MessageSession: the std engine's whole
-// WebSocket messages and control frames.
-func (c *conn) Message(op ws.OpCode, payload []byte) bool {
-	if c.state == stClosed {
-		return true
-	}
-	c.lastSeen = c.l.srv.wheel.NowNano()
-	switch {
-	case c.closing: // the close has begun: input is dropped
-	case op == ws.OpPing:
-		c.ping(payload)
-	case op == ws.OpPong:
-	case op == ws.OpClose:
-		c.wsCloseReply(payload)
-	case c.overBudget(): // as onData: wait, unread, for the client to read
-		c.pauseInput()
-		c.l.flush()
-		return false
-	default:
-		c.message(op, payload)
-	}
-	c.l.flush()
-	return true
-}
-
-// MaxMessage implements reactor.MessageSession.
-func (c *conn) MaxMessage() int { return c.maxFrame() }
-
-// MessageTimedOut implements reactor.MessageSession.
-func (c *conn) MessageTimedOut() {
-	if c.state != stClosed && !c.closing {
-		c.closeWith(CloseBadRequest, "a message was not finished within the message timeout")
-		c.l.flush()
-	}
 }

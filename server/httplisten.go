@@ -3,13 +3,14 @@ package server
 import (
 	"errors"
 	"fmt"
-	"github.com/tickfan/tickfan/server/reactor"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tickfan/tickfan/server/reactor"
 )
 
 // Bounds of the HTTP listeners (--http-addr and --admin-addr). Anyone who

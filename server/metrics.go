@@ -1,8 +1,9 @@
 package server
 
 import (
-	"github.com/tickfan/tickfan/server/reactor"
 	"strconv"
+
+	"github.com/tickfan/tickfan/server/reactor"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"

@@ -59,3 +59,135 @@ func (o *outbox) reset() {
 	}
 	o.bytes = 0
 }
+
+// maxIovecs is the most buffers one writev may carry (Linux IOV_MAX).
+const maxIovecs = 1024
+
+// keptOutboxCap is the outbox capacity a connection keeps between writes;
+// a larger one is given back so an idle connection stays small.
+const keptOutboxCap = 64
+
+// coalesceMax is the largest outbox written as one buffer: its frames are
+// copied together and written with one write, which costs less than a
+// writev of many small frames (and x/sys allocates a writev's vector).
+const coalesceMax = 256 << 10
+
+// flush hands the outbox to the socket, unless the socket still holds
+// earlier bytes: then the outbox waits and the marks are checked. A
+// connection that waits for its socket to drain (with frames queued, or
+// topics to resume) is polled by the loop. It returns the bytes handed over.
+func (c *conn) flush() int {
+	c.dirty = false
+	if c.state == stClosed {
+		c.out.reset()
+		return 0
+	}
+	if buffered := c.t.OutboundBuffered(); buffered > 0 && !c.closing {
+		c.checkMarks(buffered)
+		if len(c.out.frames) > 0 || c.paused > 0 || c.inPaused {
+			c.block()
+		}
+		return 0
+	}
+	n := c.writeOut()
+	if c.state == stClosed {
+		return n
+	}
+	if c.subs == nil && len(c.out.frames) == 0 {
+		c.out.frames = nil // nothing is pushed to it: keep no room
+	}
+	if c.closing {
+		c.shutdown()
+		return n
+	}
+	if c.slow || c.paused > 0 || n > c.l.srv.cfg.OutboxBytes/4 {
+		buffered := c.t.OutboundBuffered()
+		c.checkMarks(buffered)
+		if buffered > 0 && (c.paused > 0 || c.inPaused) {
+			c.block()
+		}
+	}
+	c.resumeInput()
+	return n
+}
+
+// writeOut writes the whole outbox: one frame as it is, up to coalesceMax
+// bytes copied into one buffer, more with writev, at most maxIovecs frames
+// at a time.
+func (c *conn) writeOut() int {
+	frames := c.out.frames
+	if len(frames) == 0 {
+		return 0
+	}
+	for i := range frames {
+		if f := &frames[i]; f.sub != nil {
+			f.sub.written = f.seq
+			f.sub.pending = -1
+		}
+	}
+	total := c.out.bytes
+	var err error
+	switch {
+	case len(frames) == 1:
+		_, err = c.t.Write(frames[0].b)
+	case total <= coalesceMax:
+		buf := c.l.wbuf[:0]
+		for i := range frames {
+			buf = append(buf, frames[i].b...)
+		}
+		c.l.wbuf = buf
+		_, err = c.t.Write(buf)
+	default:
+		for off := 0; off < len(frames) && err == nil && c.state != stClosed; off += maxIovecs {
+			iov := c.l.iov[:0]
+			for i := off; i < min(off+maxIovecs, len(frames)); i++ {
+				iov = append(iov, frames[i].b)
+			}
+			c.l.iov = iov // kept for the next write; it only holds shared frames
+			_, err = c.t.Writev(iov)
+		}
+	}
+	if err == nil && c.state != stClosed { // else the reactor closed the connection
+		c.out.reset()
+		c.pongQueued = false
+	}
+	return total
+}
+
+// checkMarks applies the outbox's high- and low-water marks, given the
+// bytes in the reactor's write buffer. A client is over the mark when the
+// bytes or frames queued pass the high mark; it has drained when the socket
+// took every byte handed to it (the reactor holds none) and the outbox is
+// under the low mark. Paused topics continue from history only then, a
+// chunk at a time, so a client that reads slowly is fed at its own pace.
+func (c *conn) checkMarks(buffered int) {
+	if c.closing {
+		return // nothing more is pushed: no lag, no resume
+	}
+	cfg := &c.l.srv.cfg
+	queued := c.out.bytes + buffered
+	frames := len(c.out.frames)
+	switch {
+	case queued > cfg.OutboxBytes || frames > cfg.OutboxMsgs:
+		if !c.slow {
+			c.goSlow()
+		}
+	case buffered == 0 && queued <= cfg.OutboxBytes/4 && frames <= cfg.OutboxMsgs/4:
+		if c.paused > 0 {
+			budget := cfg.OutboxBytes / 2
+			for _, s := range c.subs {
+				if s.paused && budget > 0 {
+					budget -= c.resumeChunk(s, budget)
+				}
+			}
+		}
+		// A client stays slow until it has caught up (its lagged topics
+		// are live again), not merely until the kernel has taken what we
+		// wrote: a stalled client's socket buffer takes the first chunks
+		// of its catch-up, and it must still meet --slow-timeout.
+		if c.slow && c.paused == 0 {
+			c.slow = false
+			c.l.srv.metrics.slowClients.Dec()
+		}
+	}
+}

@@ -4,11 +4,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/tickfan/tickfan/server/reactor"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/tickfan/tickfan/server/reactor"
 )
 
 // socket is a fake transport: what is written is kept as the client will

@@ -135,17 +135,6 @@ func (s *Server) Enqueue(loop int, p *topic.Publication) { s.loops[loop].Enqueue
 // Engine returns the topic engine.
 func (s *Server) Engine() *topic.Engine { return s.engine }
 
-// Publish hands publications to the broker. Any goroutine may call it. The
-// requests must have been checked (publishRequest); the broker keeps their data.
-func (s *Server) Publish(ctx context.Context, reqs []topic.PublishRequest) ([]topic.Position, error) {
-	pos, err := s.broker.Publish(ctx, reqs)
-	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
-	}
-	s.metrics.publications.Add(float64(len(reqs)))
-	return pos, nil
-}
-
 // Start binds every listener and starts serving. It returns once the
 // listeners are bound, or with the error that prevented it.
 func (s *Server) Start() error {
