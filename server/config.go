@@ -85,6 +85,13 @@ type Config struct {
 	// OutboxMsgs is the high-water mark in frames queued; the low-water
 	// mark is a quarter of it. Default 4096.
 	OutboxMsgs int
+	// QueueMemory bounds the bytes queued for all clients together (their
+	// outboxes and what the engine holds for their sockets). Past it each
+	// connection's high-water mark is its share of it (at least 16 KiB), so
+	// the clients with the most queued go slow (lag, then history or
+	// reset) and memory and latency stay bounded when the node cannot keep
+	// up. Default 512 MiB; negative: no bound.
+	QueueMemory int64
 	// MaxConns bounds open client connections; past it a new one is closed
 	// with 4006. Default: the process's open-file limit less 256.
 	MaxConns int
@@ -168,6 +175,9 @@ func (cfg Config) withDefaults() Config {
 	def(&cfg.Engine, EngineGnet)
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = 1 << 20
+	}
+	if cfg.QueueMemory == 0 {
+		cfg.QueueMemory = 512 << 20
 	}
 	if cfg.HistorySize == 0 {
 		cfg.HistorySize = 1000

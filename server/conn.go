@@ -132,6 +132,7 @@ func (c *conn) Data(buf []byte) int {
 	if len(buf) > 0 {
 		c.lastSeen = now // any inbound byte is life
 	}
+	c.l.refreshMarks()
 	n := c.onData(buf)
 	c.holdInput(len(buf)-n, n, now)
 	c.l.flush()
@@ -150,7 +151,7 @@ func (c *conn) push(frame []byte) { c.queue(frame, nil, 0) }
 // queue appends a whole frame to the outbox; sub and seq are set for a
 // publication's frame.
 func (c *conn) queue(frame []byte, s *subscription, seq uint64) {
-	i := c.out.push(outFrame{b: frame, sub: s, seq: seq})
+	i := c.out.push(outFrame{b: frame, sub: s, seq: seq}, &c.l.queued)
 	if s != nil && s.conflate {
 		s.pending = i
 	}
@@ -198,7 +199,7 @@ func (c *conn) closed() {
 		c.l.srv.ipLimits.release(c.ip)
 	}
 	c.l.srv.wheel.Stop(&c.timer)
-	c.out.reset()
+	c.out.reset(&c.l.queued)
 	for len(c.subs) > 0 {
 		c.dropSub(c.subs[len(c.subs)-1])
 	}

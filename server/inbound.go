@@ -3,8 +3,7 @@ package server
 // overBudget reports whether what is queued for the client, in the outbox
 // and the reactor's write buffer, is past the outbox's high-water mark.
 func (c *conn) overBudget() bool {
-	cfg := &c.l.srv.cfg
-	return c.out.bytes+c.t.OutboundBuffered() > cfg.OutboxBytes || len(c.out.frames) > cfg.OutboxMsgs
+	return c.out.over(&c.l.mk, c.t.OutboundBuffered())
 }
 
 // pauseInput stops reading the commands of a connection over its budget.

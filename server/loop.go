@@ -15,36 +15,47 @@ import (
 type loop struct {
 	id  int
 	srv *Server
-	// wake asks the loop's goroutine to run Run soon; it must not block.
+	// wake asks the engine to run RunPending on the loop's goroutine soon;
+	// it must not block.
 	wake func()
 
-	mu        sync.Mutex // guards inbox, expired, tasks, pollDue, drainDue and scheduled
-	inbox     []*topic.Publication
-	tasks     []func()
-	expired   []*conn
-	pollDue   bool
-	drainDue  bool
-	scheduled bool
+	// mu guards the inbox: the queues, the overflow set and the flags. It
+	// is a leaf lock: nothing else is taken while it is held.
+	mu       sync.Mutex
+	inbox    queue[*topic.Publication] // bounded: inboxBound
+	tasks    queue[func()]
+	expired  queue[*conn]
+	overflow map[string]struct{} // topics with publications the full inbox refused
+	// overflowed counts those publications, for the metric.
+	overflowed uint64
+	pollDue    bool
+	drainDue   bool
+	scheduled  bool
 	// busy is set while the loop's goroutine handles socket input: work
 	// scheduled then (a publication from a client's pub) needs no wake,
-	// the loop runs it before it waits again (leave).
+	// the loop runs it before it waits again (Leave).
 	busy atomic.Bool
 
 	// Owned by the loop goroutine.
-	spare      []*topic.Publication
-	spareConns []*conn
-	topics     map[string]*loopTopic
-	conns      *conn // open connections, a list through conn.next
-	open       atomic.Int64
-	dirty      []*conn // connections to write at the end of this turn
-	blocked    []*conn // connections whose outbox waits for the socket
-	pollTimer  wheel.Timer
-	iov        [][]byte // writev scratch
-	wbuf       []byte   // a connection's frames joined for one write
-	cur        *topic.Publication
-	curFrames  [codec.TCPMsgpack + 1][]byte // cur's frames, resolved once per loop
-	cmd        codec.Command                // decode scratch, reused for every command
-	conflated  uint64                       // replacements this turn
+	topics    map[string]*loopTopic
+	conns     *conn // open connections, a list through conn.next
+	open      atomic.Int64
+	dirty     []*conn // connections to write at the end of this turn
+	blocked   []*conn // connections whose outbox waits for the socket
+	pollTimer wheel.Timer
+	iov       [][]byte // writev scratch
+	wbuf      []byte   // a connection's frames joined for one write
+	cur       *topic.Publication
+	curFrames [codec.TCPMsgpack + 1][]byte // cur's frames, resolved once per loop
+	cmd       codec.Command                // decode scratch, reused for every command
+	conflated uint64                       // replacements this turn
+	mk        marks                        // the outbox marks, refreshed each turn
+	// queued is the bytes in the outboxes of the loop's connections, held
+	// what the engine held for their sockets at the last poll (every
+	// connection the engine holds bytes for is on the poll list);
+	// queuedPub is their sum as of the last flush, for other goroutines.
+	queued, held int64
+	queuedPub    atomic.Int64
 
 	stats loopStats
 }
@@ -63,6 +74,8 @@ type loopTopic struct {
 
 func newLoop(id int, srv *Server) *loop {
 	l := &loop{id: id, srv: srv, topics: make(map[string]*loopTopic)}
+	l.inbox.max = inboxBound(srv.cfg.HistorySize)
+	l.refreshMarks()
 	l.pollTimer.Init(l.pollFired)
 	return l
 }
@@ -72,19 +85,21 @@ func newLoop(id int, srv *Server) *loop {
 // connection. Loop goroutine only.
 func (l *loop) turn() {
 	l.mu.Lock()
-	batch, expired, poll, draining, tasks := l.inbox, l.expired, l.pollDue, l.drainDue, l.tasks
-	l.inbox, l.expired, l.pollDue, l.drainDue, l.tasks = l.spare, l.spareConns, false, false, nil
+	batch, expired, tasks := l.inbox.take(), l.expired.take(), l.tasks.take()
+	poll, draining, overflow, overflowed := l.pollDue, l.drainDue, l.overflow, l.overflowed
+	l.pollDue, l.drainDue, l.overflow, l.overflowed = false, false, nil, 0
 	l.scheduled = false
 	l.mu.Unlock()
 
+	l.refreshMarks()
 	for _, fn := range tasks {
 		fn()
 	}
+	l.tasks.recycle(tasks)
 	for _, c := range expired {
 		c.onTimer()
 	}
-	clear(expired)
-	l.spareConns = expired[:0]
+	l.expired.recycle(expired)
 	if poll {
 		l.poll()
 	}
@@ -106,10 +121,30 @@ func (l *loop) turn() {
 		}
 	}
 	l.cur, l.curFrames = nil, [len(l.curFrames)][]byte{}
-	clear(batch)
-	l.spare = batch[:0]
+	l.inbox.recycle(batch)
+	if overflow != nil {
+		l.srv.metrics.inboxOverflows.Add(float64(overflowed))
+		for name := range overflow {
+			l.catchUp(name)
+		}
+	}
 	l.stats.deliveries.Add(n)
 	l.flush()
+}
+
+// catchUp continues every live subscriber of a topic from history, as
+// after a gap: publications of the topic were refused by the full inbox.
+func (l *loop) catchUp(name string) {
+	lt := l.topics[name]
+	if lt == nil {
+		return
+	}
+	for _, s := range lt.subs {
+		if c := s.c; !c.closing && !s.paused {
+			c.pause(s)
+			c.resumeChunk(s, l.mk.chunk)
+		}
+	}
 }
 
 // frame returns p's frame in format f, asking the publication's cache once
@@ -144,6 +179,7 @@ func (l *loop) flush() {
 		l.stats.conflated.Add(l.conflated)
 		l.conflated = 0
 	}
+	l.queuedPub.Store(l.queued + l.held)
 }
 
 // block puts a connection whose socket is still busy on the poll list.
@@ -158,6 +194,7 @@ func (l *loop) block(c *conn) {
 // the marks of the others (their socket buffers shrink as the reactor
 // writes). Loop goroutine only.
 func (l *loop) poll() {
+	var held int64
 	kept := l.blocked[:0]
 	for _, c := range l.blocked {
 		switch {
@@ -167,13 +204,16 @@ func (l *loop) poll() {
 			c.blocked = false
 			c.markDirty()
 		default:
-			c.checkMarks(c.t.OutboundBuffered())
+			h := c.t.OutboundBuffered()
+			held += int64(h)
+			c.checkMarks(h)
 			c.resumeInput()
 			kept = append(kept, c)
 		}
 	}
 	clear(l.blocked[len(kept):])
 	l.blocked = kept
+	l.held = held
 	if len(l.blocked) > 0 {
 		l.srv.wheel.Add(&l.pollTimer, l.srv.cfg.WheelTick)
 	}

@@ -28,6 +28,7 @@ type metrics struct {
 	resumes           prometheus.Counter
 	resets            prometheus.Counter
 	recovered         prometheus.Counter
+	inboxOverflows    prometheus.Counter
 	errorsByCode      *prometheus.CounterVec
 	closesByCode      *prometheus.CounterVec
 	commandsByOp      *prometheus.CounterVec
@@ -95,6 +96,9 @@ func newMetrics(s *Server) *metrics {
 	m.recovered = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tickfan_recovered_total", Help: "Subscriptions with since that recovered without a break.",
 	})
+	m.inboxOverflows = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tickfan_inbox_overflows_total", Help: "Publications a loop's full inbox refused: the loop was that far behind, and continued their topics' subscribers from history instead (reset where history no longer held it).",
+	})
 	m.errorsByCode = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tickfan_errors_total", Help: "Error replies sent, by PROTOCOL.md code.",
 	}, []string{"code"})
@@ -134,7 +138,10 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(
 		m.connections, m.subscriptions, m.publications, m.handshakeFailures,
 		m.handshakeTimeouts, m.slowClients, m.inboundRefusals, m.inputPaused, m.acceptErrors, m.lags, m.resumes, m.resets, m.recovered,
-		m.errorsByCode, m.closesByCode, m.commandsByOp, m.rejectedConns,
+		m.inboxOverflows, m.errorsByCode, m.closesByCode, m.commandsByOp, m.rejectedConns,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tickfan_queued_bytes", Help: "Bytes queued for clients: their outboxes and what the engine holds for their sockets, bounded by --queue-memory.",
+		}, func() float64 { return float64(s.queuedBytes(nil)) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tickfan_inbound_bytes", Help: "Bytes of client input held unhandled: unfinished messages, and commands of clients over their outbox budget.",
 		}, func() float64 { return float64(s.inbound.Load()) }),

@@ -11,31 +11,47 @@ type outFrame struct {
 }
 
 // outbox is a connection's queue of frames not yet handed to the socket.
+// Each change of its size is added to the loop's count of bytes queued
+// for clients (loop.queued), which --queue-memory bounds.
+//
+// It is bounded at enqueue: a live publication that takes it over its
+// high-water mark (marks) makes the client slow at once (conn.deliver),
+// which drops the queued frames of its lagged topics; what stays are
+// replies and control frames, which the paused input bounds (a client
+// over its budget has its commands left unread), and the newest frame of
+// each conflated topic. The engine holds at most one outbox more (flush
+// writes only to a socket whose earlier bytes are gone). The writer
+// always takes the whole outbox in one write, so a slice suffices where a
+// ring would only ever turn at zero.
 type outbox struct {
 	frames []outFrame
 	bytes  int
 }
 
-func (o *outbox) push(f outFrame) int {
+func (o *outbox) push(f outFrame, total *int64) int {
 	o.frames = append(o.frames, f)
 	o.bytes += len(f.b)
+	*total += int64(len(f.b))
 	return len(o.frames) - 1
 }
 
 // replace swaps the frame at i for a newer one of the same subscription.
-func (o *outbox) replace(i int, b []byte, seq uint64) {
-	o.bytes += len(b) - len(o.frames[i].b)
+func (o *outbox) replace(i int, b []byte, seq uint64, total *int64) {
+	d := len(b) - len(o.frames[i].b)
+	o.bytes += d
+	*total += int64(d)
 	o.frames[i].b, o.frames[i].seq = b, seq
 }
 
 // drop removes the frames of the subscriptions gone says are gone,
 // keeping the order of the rest, and renumbers the conflation slots of
 // those that remain.
-func (o *outbox) drop(gone func(*subscription) bool) {
+func (o *outbox) drop(gone func(*subscription) bool, total *int64) {
 	kept := o.frames[:0]
 	for _, f := range o.frames {
 		if f.sub != nil && gone(f.sub) {
 			o.bytes -= len(f.b)
+			*total -= int64(len(f.b))
 			continue
 		}
 		if f.sub != nil && f.sub.pending >= 0 {
@@ -49,15 +65,72 @@ func (o *outbox) drop(gone func(*subscription) bool) {
 
 func isPaused(s *subscription) bool { return s.paused }
 
-// reset empties the outbox, giving back a large backing array.
-func (o *outbox) reset() {
+// reset empties the outbox (its frames were written, or the connection
+// closed), giving back a large backing array.
+func (o *outbox) reset(total *int64) {
 	clear(o.frames)
 	if cap(o.frames) > keptOutboxCap {
 		o.frames = nil
 	} else {
 		o.frames = o.frames[:0]
 	}
+	*total -= int64(o.bytes)
 	o.bytes = 0
+}
+
+// over reports whether the outbox, with held bytes in the engine, is past
+// its high-water mark.
+func (o *outbox) over(m *marks, held int) bool {
+	return o.bytes+held > m.hiBytes || len(o.frames) > m.hiMsgs
+}
+
+// marks are the bounds of a connection's queue, computed in one place
+// (loop.refreshMarks). Over hi the client is slow (lag); once the engine
+// holds nothing of its bytes and the outbox is under lo, its lagged topics
+// continue from history, chunk bytes of it at a time, so a client that
+// reads slowly is fed at its own pace.
+type marks struct {
+	hiBytes, hiMsgs int
+	loBytes, loMsgs int
+	chunk           int
+}
+
+// minShare is the least high-water mark --queue-memory's share gives a
+// connection: a few dozen publications.
+const minShare = 16 << 10
+
+// refreshMarks computes the loop's marks: --outbox-bytes and
+// --outbox-msgs, and while the bytes queued for every client together are
+// over --queue-memory, each connection's share of it, so that memory and
+// latency stay bounded when the node cannot keep up: the clients with the
+// most queued go slow first, and continue from history (reset, when
+// they are further behind than it holds). Loop goroutine only.
+func (l *loop) refreshMarks() {
+	cfg := &l.srv.cfg
+	m := marks{hiBytes: cfg.OutboxBytes, hiMsgs: cfg.OutboxMsgs}
+	if budget := cfg.QueueMemory; budget > 0 && l.srv.queuedBytes(l) > budget {
+		share := budget / max(l.srv.openConns(), 1)
+		m.hiBytes = int(min(int64(m.hiBytes), max(share, minShare)))
+	}
+	m.loBytes, m.loMsgs, m.chunk = m.hiBytes/4, m.hiMsgs/4, m.hiBytes/2
+	l.mk = m
+}
+
+// queuedBytes is what is queued for every client: l's own count as it is
+// now (l's goroutine), and the other loops' as they published it at their
+// last flush (l nil: every loop's, from any goroutine).
+func (s *Server) queuedBytes(l *loop) int64 {
+	var n int64
+	for _, o := range s.loops {
+		switch o {
+		case nil: // New is still making the loops
+		case l:
+			n += l.queued + l.held
+		default:
+			n += o.queuedPub.Load()
+		}
+	}
+	return n
 }
 
 // maxIovecs is the most buffers one writev may carry (Linux IOV_MAX).
@@ -79,14 +152,12 @@ const coalesceMax = 256 << 10
 func (c *conn) flush() int {
 	c.dirty = false
 	if c.state == stClosed {
-		c.out.reset()
+		c.out.reset(&c.l.queued)
 		return 0
 	}
 	if buffered := c.t.OutboundBuffered(); buffered > 0 && !c.closing {
 		c.checkMarks(buffered)
-		if len(c.out.frames) > 0 || c.paused > 0 || c.inPaused {
-			c.block()
-		}
+		c.block() // its frames wait, and the count of held bytes is kept
 		return 0
 	}
 	n := c.writeOut()
@@ -100,12 +171,12 @@ func (c *conn) flush() int {
 		c.shutdown()
 		return n
 	}
-	if c.slow || c.paused > 0 || n > c.l.srv.cfg.OutboxBytes/4 {
-		buffered := c.t.OutboundBuffered()
+	buffered := c.t.OutboundBuffered()
+	if c.slow || c.paused > 0 || n > c.l.mk.loBytes {
 		c.checkMarks(buffered)
-		if buffered > 0 && (c.paused > 0 || c.inPaused) {
-			c.block()
-		}
+	}
+	if buffered > 0 {
+		c.block() // poll counts what the engine holds, and resumes lagged topics
 	}
 	c.resumeInput()
 	return n
@@ -148,14 +219,14 @@ func (c *conn) writeOut() int {
 		}
 	}
 	if err == nil && c.state != stClosed { // else the reactor closed the connection
-		c.out.reset()
+		c.out.reset(&c.l.queued)
 		c.pongQueued = false
 	}
 	return total
 }
 
 // checkMarks applies the outbox's high- and low-water marks, given the
-// bytes in the reactor's write buffer. A client is over the mark when the
+// bytes in the engine's write buffer (which the outbox has seen). A client is over the mark when the
 // bytes or frames queued pass the high mark; it has drained when the socket
 // took every byte handed to it (the reactor holds none) and the outbox is
 // under the low mark. Paused topics continue from history only then, a
@@ -164,17 +235,15 @@ func (c *conn) checkMarks(buffered int) {
 	if c.closing {
 		return // nothing more is pushed: no lag, no resume
 	}
-	cfg := &c.l.srv.cfg
-	queued := c.out.bytes + buffered
-	frames := len(c.out.frames)
+	m := &c.l.mk
 	switch {
-	case queued > cfg.OutboxBytes || frames > cfg.OutboxMsgs:
+	case c.out.over(m, buffered):
 		if !c.slow {
 			c.goSlow()
 		}
-	case buffered == 0 && queued <= cfg.OutboxBytes/4 && frames <= cfg.OutboxMsgs/4:
+	case buffered == 0 && c.out.bytes <= m.loBytes && len(c.out.frames) <= m.loMsgs:
 		if c.paused > 0 {
-			budget := cfg.OutboxBytes / 2
+			budget := m.chunk
 			for _, s := range c.subs {
 				if s.paused && budget > 0 {
 					budget -= c.resumeChunk(s, budget)

@@ -42,17 +42,20 @@ func (c *conn) deliver(s *subscription, p *topic.Publication) bool {
 	}
 	if p.Epoch != s.epoch || p.Seq != s.last+1 && !s.conflate {
 		c.pause(s) // a gap: continue from history, as after lag
-		c.resumeChunk(s, c.l.srv.cfg.OutboxBytes/2)
+		c.resumeChunk(s, c.l.mk.chunk)
 		return true
 	}
 	s.last = p.Seq
 	frame := c.l.frame(p, c.format)
 	if s.pending >= 0 {
-		c.out.replace(s.pending, frame, p.Seq)
+		c.out.replace(s.pending, frame, p.Seq, &c.l.queued)
 		c.l.conflated++
 		return true
 	}
 	c.queue(frame, s, p.Seq)
+	if !c.slow && c.out.over(&c.l.mk, 0) {
+		c.goSlow() // bounded at enqueue, not at the next write
+	}
 	return true
 }
 
@@ -124,7 +127,7 @@ func (c *conn) goSlow() {
 		}
 		s.last = s.written
 	}
-	c.out.drop(isPaused)
+	c.out.drop(isPaused, &c.l.queued)
 	for _, s := range lagged {
 		m.lags.Inc()
 		c.push(codec.AppendLag(nil, c.format, s.topic, s.written))
@@ -167,6 +170,6 @@ func (c *conn) dropSub(s *subscription) {
 		c.paused--
 	}
 	if len(c.out.frames) > 0 { // its queued frames go with it, no other's
-		c.out.drop(func(f *subscription) bool { return f == s })
+		c.out.drop(func(f *subscription) bool { return f == s }, &c.l.queued)
 	}
 }
