@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,7 +19,8 @@ import (
 )
 
 // Config configures a Server. The zero value of a field means its default,
-// given in the field's comment.
+// given in the field's comment and, where it does not depend on the
+// machine or on another field, in DefaultConfig.
 type Config struct {
 	// WSAddr is the WebSocket listener. Default ":8080".
 	WSAddr string
@@ -42,17 +44,18 @@ type Config struct {
 	// APIKey authorises POST /api/publish. Empty disables HTTP publishing.
 	APIKey string
 	// APIKeyFile names a file whose first line is the API key; it is read
-	// at start and wins over APIKey.
+	// at start and wins over APIKey. Default empty.
 	APIKeyFile string
-	// JWTSecret is the HS256 key of client tokens.
+	// JWTSecret is the HS256 key of client tokens. Default empty.
 	JWTSecret string
 	// JWTSecretFile names a file whose first line is the HS256 key; it is
 	// read at start and wins over JWTSecret, so the secret need not be on
-	// the command line.
+	// the command line. Default empty.
 	JWTSecretFile string
 	// JWTKeyFile names a PEM public key (RSA for RS256, ECDSA P-256 for
 	// ES256) of client tokens. Set JWTSecret or JWTKeyFile, not both;
-	// neither turns token authentication off (auth answers 401).
+	// neither (the default) turns token authentication off (auth answers
+	// 401).
 	JWTKeyFile string
 	// RequireAuth refuses sub and pull of public topics to clients without
 	// a token (401). Default false: public topics are open to anyone.
@@ -93,7 +96,7 @@ type Config struct {
 	// up. Default 512 MiB; negative: no bound.
 	QueueMemory int64
 	// MaxConns bounds open client connections; past it a new one is closed
-	// with 4006. Default: the process's open-file limit less 256.
+	// with 4006. Default (0): the process's open-file limit less 256.
 	MaxConns int
 	// MaxConnsPerIP bounds open connections from one IP address (4006).
 	// Default (0): half of MaxConns, so that no one address can take every
@@ -154,62 +157,88 @@ type Config struct {
 	// Engine is the reactor: "gnet" (default), "evio" or "std" (net/http
 	// and gorilla/websocket, goroutines per connection).
 	Engine string
-	// Loops is the number of event loops. Default GOMAXPROCS.
+	// Loops is the number of event loops. Default (0): GOMAXPROCS.
 	Loops int
-	// Logger receives the server's logs. Default slog.Default().
+	// Logger receives the server's logs. Default (nil): slog.Default().
 	Logger *slog.Logger
 }
 
-// withDefaults returns cfg with its zero fields set to their defaults.
+// DefaultConfig returns the Config whose every field is its default: what
+// New gives a zero field, and what tickfan serve's flags start from. Four
+// defaults are worked out by New when it runs, not fixed here, so their
+// fields stay zero: MaxConns (the open-file limit less 256), MaxConnsPerIP
+// (half of MaxConns, whatever MaxConns is set to), Loops (GOMAXPROCS) and
+// Logger (slog.Default()).
+func DefaultConfig() Config {
+	return Config{
+		WSAddr:           ":8080",
+		WSPath:           "/ws",
+		TCPAddr:          ":8081",
+		HTTPAddr:         ":8082",
+		MaxFrame:         1 << 20,
+		HistorySize:      1000,
+		Conflate:         "ticker.*",
+		MaxBatch:         1000,
+		MaxPull:          1000,
+		Heartbeat:        25 * time.Second,
+		IdleTimeout:      60 * time.Second,
+		HandshakeTimeout: 10 * time.Second,
+		SlowTimeout:      30 * time.Second,
+		OutboxBytes:      1 << 20,
+		OutboxMsgs:       4096,
+		QueueMemory:      512 << 20,
+		ConnRatePerIP:    1000,
+		CmdRate:          100,
+		MaxSubs:          1000,
+		MaxBody:          16 << 20,
+		MaxTopics:        1_000_000,
+		AnonMaxFrame:     64 << 10,
+		MessageTimeout:   10 * time.Second,
+		InboundBytes:     256 << 20,
+		HTTPReadTimeout:  30 * time.Second,
+		HTTPIdleTimeout:  60 * time.Second,
+		DrainTimeout:     10 * time.Second,
+		WheelTick:        10 * time.Millisecond,
+		Engine:           EngineGnet,
+	}
+}
+
+// withDefaults returns cfg with its zero fields set to their defaults from
+// DefaultConfig. A count or duration below zero takes its default too,
+// except where a negative value means something: HistorySize and PubRate
+// (validate refuses them) and the per-IP bounds (off).
 func (cfg Config) withDefaults() Config {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&cfg.WSAddr, ":8080")
-	def(&cfg.WSPath, "/ws")
-	def(&cfg.TCPAddr, ":8081")
-	def(&cfg.HTTPAddr, ":8082")
-	def(&cfg.Conflate, "ticker.*")
-	def(&cfg.Engine, EngineGnet)
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = 1 << 20
-	}
-	if cfg.QueueMemory == 0 {
-		cfg.QueueMemory = 512 << 20
-	}
-	if cfg.HistorySize == 0 {
-		cfg.HistorySize = 1000
-	}
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 1000
-	}
-	if cfg.MaxPull <= 0 {
-		cfg.MaxPull = 1000
-	}
-	setDur := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	setDur(&cfg.Heartbeat, 25*time.Second)
-	setDur(&cfg.IdleTimeout, 60*time.Second)
-	setDur(&cfg.HandshakeTimeout, 10*time.Second)
-	setDur(&cfg.SlowTimeout, 30*time.Second)
-	setDur(&cfg.WheelTick, 10*time.Millisecond)
-	setDur(&cfg.DrainTimeout, 10*time.Second)
-	setDur(&cfg.HTTPReadTimeout, 30*time.Second)
-	setDur(&cfg.HTTPIdleTimeout, 60*time.Second)
-	if cfg.OutboxBytes <= 0 {
-		cfg.OutboxBytes = 1 << 20
-	}
-	if cfg.OutboxMsgs <= 0 {
-		cfg.OutboxMsgs = 4096
-	}
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = fileLimit() - 256
-	}
+	d := DefaultConfig()
+	cfg.WSAddr = cmp.Or(cfg.WSAddr, d.WSAddr)
+	cfg.WSPath = cmp.Or(cfg.WSPath, d.WSPath)
+	cfg.TCPAddr = cmp.Or(cfg.TCPAddr, d.TCPAddr)
+	cfg.HTTPAddr = cmp.Or(cfg.HTTPAddr, d.HTTPAddr)
+	cfg.Conflate = cmp.Or(cfg.Conflate, d.Conflate)
+	cfg.Engine = cmp.Or(cfg.Engine, d.Engine)
+	cfg.HistorySize = cmp.Or(cfg.HistorySize, d.HistorySize)
+	cfg.QueueMemory = cmp.Or(cfg.QueueMemory, d.QueueMemory) // negative: no bound
+	positive(&cfg.MaxFrame, d.MaxFrame)
+	positive(&cfg.MaxBatch, d.MaxBatch)
+	positive(&cfg.MaxPull, d.MaxPull)
+	positive(&cfg.Heartbeat, d.Heartbeat)
+	positive(&cfg.IdleTimeout, d.IdleTimeout)
+	positive(&cfg.HandshakeTimeout, d.HandshakeTimeout)
+	positive(&cfg.SlowTimeout, d.SlowTimeout)
+	positive(&cfg.WheelTick, d.WheelTick)
+	positive(&cfg.DrainTimeout, d.DrainTimeout)
+	positive(&cfg.HTTPReadTimeout, d.HTTPReadTimeout)
+	positive(&cfg.HTTPIdleTimeout, d.HTTPIdleTimeout)
+	positive(&cfg.MessageTimeout, d.MessageTimeout)
+	positive(&cfg.OutboxBytes, d.OutboxBytes)
+	positive(&cfg.OutboxMsgs, d.OutboxMsgs)
+	positive(&cfg.CmdRate, d.CmdRate)
+	positive(&cfg.MaxSubs, d.MaxSubs)
+	positive(&cfg.MaxBody, d.MaxBody)
+	positive(&cfg.MaxTopics, d.MaxTopics)
+	positive(&cfg.AnonMaxFrame, d.AnonMaxFrame)
+	positive(&cfg.InboundBytes, d.InboundBytes)
+	cfg.AnonMaxFrame = min(cfg.AnonMaxFrame, cfg.MaxFrame)
+	positive(&cfg.MaxConns, fileLimit()-256)
 	switch { // internally 0 is no bound
 	case cfg.MaxConnsPerIP == 0:
 		cfg.MaxConnsPerIP = max(cfg.MaxConns/2, 1)
@@ -218,37 +247,22 @@ func (cfg Config) withDefaults() Config {
 	}
 	switch {
 	case cfg.ConnRatePerIP == 0:
-		cfg.ConnRatePerIP = 1000
+		cfg.ConnRatePerIP = d.ConnRatePerIP
 	case cfg.ConnRatePerIP < 0:
 		cfg.ConnRatePerIP = 0
 	}
-	if cfg.CmdRate <= 0 {
-		cfg.CmdRate = 100
-	}
-	if cfg.MaxSubs <= 0 {
-		cfg.MaxSubs = 1000
-	}
-	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 16 << 20
-	}
-	if cfg.MaxTopics <= 0 {
-		cfg.MaxTopics = 1_000_000
-	}
-	if cfg.AnonMaxFrame <= 0 {
-		cfg.AnonMaxFrame = 64 << 10
-	}
-	cfg.AnonMaxFrame = min(cfg.AnonMaxFrame, cfg.MaxFrame)
-	setDur(&cfg.MessageTimeout, 10*time.Second)
-	if cfg.InboundBytes <= 0 {
-		cfg.InboundBytes = 256 << 20
-	}
-	if cfg.Loops <= 0 {
-		cfg.Loops = runtime.GOMAXPROCS(0)
-	}
+	positive(&cfg.Loops, runtime.GOMAXPROCS(0))
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return cfg
+}
+
+// positive sets *v to def unless *v is more than zero.
+func positive[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // validate checks what withDefaults leaves as given: addresses, the

@@ -3,6 +3,8 @@ package server
 import (
 	"io"
 	"log/slog"
+	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -86,5 +88,79 @@ func TestPerIPDefaults(t *testing.T) {
 	cfg = Config{MaxConns: 1000, MaxConnsPerIP: 7, ConnRatePerIP: 9}.withDefaults()
 	if cfg.MaxConnsPerIP != 7 || cfg.ConnRatePerIP != 9 {
 		t.Fatalf("given: %d per IP, %d/s per IP; want 7 and 9", cfg.MaxConnsPerIP, cfg.ConnRatePerIP)
+	}
+}
+
+// TestZeroConfigMeansDefault checks that a zero field takes its value from
+// DefaultConfig, that DefaultConfig leaves zero only the defaults New works
+// out when it runs, and that those come out as the field comments say.
+func TestZeroConfigMeansDefault(t *testing.T) {
+	got, def := Config{}.withDefaults(), DefaultConfig()
+	worked := map[string]bool{"MaxConns": true, "MaxConnsPerIP": true, "Loops": true, "Logger": true}
+	gv, dv := reflect.ValueOf(got), reflect.ValueOf(def)
+	for i := range dv.NumField() {
+		name := dv.Type().Field(i).Name
+		switch {
+		case worked[name] && !dv.Field(i).IsZero():
+			t.Errorf("DefaultConfig().%s = %v, want zero: New works it out when it runs", name, dv.Field(i))
+		case worked[name]:
+		case !reflect.DeepEqual(gv.Field(i).Interface(), dv.Field(i).Interface()):
+			t.Errorf("Config{}.withDefaults().%s = %v, DefaultConfig().%s = %v", name, gv.Field(i), name, dv.Field(i))
+		}
+	}
+	if want := fileLimit() - 256; got.MaxConns != want {
+		t.Errorf("MaxConns %d, want the open-file limit less 256 (%d)", got.MaxConns, want)
+	}
+	if got.MaxConnsPerIP != got.MaxConns/2 || got.Loops != runtime.GOMAXPROCS(0) || got.Logger != slog.Default() {
+		t.Errorf("MaxConnsPerIP %d, Loops %d, Logger %p; want %d, %d, slog.Default()", got.MaxConnsPerIP, got.Loops, got.Logger, got.MaxConns/2, runtime.GOMAXPROCS(0))
+	}
+	// Every default is its own default: giving DefaultConfig changes nothing.
+	if again := def.withDefaults(); !reflect.DeepEqual(again, got) {
+		t.Errorf("DefaultConfig().withDefaults() = %+v\nwant Config{}.withDefaults() = %+v", again, got)
+	}
+}
+
+// TestNegativeConfig checks what a negative count or duration means: its
+// default, except for the fields where it means something else.
+func TestNegativeConfig(t *testing.T) {
+	def := DefaultConfig()
+	cfg := Config{
+		MaxFrame: -1, HistorySize: -1, MaxBatch: -1, MaxPull: -1, Heartbeat: -1,
+		IdleTimeout: -1, HandshakeTimeout: -1, SlowTimeout: -1, OutboxBytes: -1,
+		OutboxMsgs: -1, MaxConns: -1, MaxConnsPerIP: -1, ConnRatePerIP: -1, CmdRate: -1,
+		PubRate: -1, MaxSubs: -1, MaxBody: -1, MaxTopics: -1, AnonMaxFrame: -1,
+		MessageTimeout: -1, InboundBytes: -1, HTTPReadTimeout: -1, HTTPIdleTimeout: -1,
+		DrainTimeout: -1, WheelTick: -1, Loops: -1,
+	}.withDefaults()
+	if cfg.HistorySize != -1 || cfg.PubRate != -1 {
+		t.Errorf("HistorySize %d, PubRate %d: want -1 kept for validate to refuse", cfg.HistorySize, cfg.PubRate)
+	}
+	if cfg.MaxConnsPerIP != 0 || cfg.ConnRatePerIP != 0 {
+		t.Errorf("MaxConnsPerIP %d, ConnRatePerIP %d: want 0, no bound", cfg.MaxConnsPerIP, cfg.ConnRatePerIP)
+	}
+	if cfg.MaxConns != fileLimit()-256 || cfg.Loops != runtime.GOMAXPROCS(0) {
+		t.Errorf("MaxConns %d, Loops %d: want their defaults", cfg.MaxConns, cfg.Loops)
+	}
+	cfg.HistorySize, cfg.PubRate, cfg.MaxConnsPerIP, cfg.ConnRatePerIP = def.HistorySize, def.PubRate, def.MaxConnsPerIP, def.ConnRatePerIP
+	cfg.MaxConns, cfg.Loops, cfg.Logger = 0, 0, nil
+	if !reflect.DeepEqual(cfg, def) {
+		t.Errorf("negative fields became %+v\nwant their defaults %+v", cfg, def)
+	}
+}
+
+// TestAnonMaxFrameAtMostMaxFrame: an unauthenticated message is never
+// allowed more than any message.
+func TestAnonMaxFrameAtMostMaxFrame(t *testing.T) {
+	for _, tc := range []struct{ maxFrame, anon, want int }{
+		{0, 0, 64 << 10},
+		{1000, 0, 1000},
+		{1000, 5000, 1000},
+		{0, 5000, 5000},
+		{1 << 30, 0, 64 << 10},
+	} {
+		cfg := Config{MaxFrame: tc.maxFrame, AnonMaxFrame: tc.anon}.withDefaults()
+		if cfg.AnonMaxFrame != tc.want {
+			t.Errorf("MaxFrame %d, AnonMaxFrame %d: got %d, want %d", tc.maxFrame, tc.anon, cfg.AnonMaxFrame, tc.want)
+		}
 	}
 }

@@ -31,7 +31,7 @@ func TestMemoryBrokerPublishBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := e.Current("a").Epoch
+	ep := current(e, "a").Epoch
 	want := []Position{{ep, 1}, {ep, 2}, {ep, 2}, {ep, 1}, {ep, 3}}
 	if !slices.Equal(pos, want) {
 		t.Fatalf("positions %+v, want %+v", pos, want)
@@ -48,8 +48,8 @@ func TestMemoryBrokerPublishBatch(t *testing.T) {
 			t.Errorf("publication %d = %+v, want %+v at %+v", i, p, r, pos[i])
 		}
 	}
-	if e.Current("a").Seq != 3 || e.Current("b").Seq != 2 || e.Current("c").Seq != 1 {
-		t.Fatalf("Current after the batch: a %+v b %+v c %+v", e.Current("a"), e.Current("b"), e.Current("c"))
+	if current(e, "a").Seq != 3 || current(e, "b").Seq != 2 || current(e, "c").Seq != 1 {
+		t.Fatalf("Current after the batch: a %+v b %+v c %+v", current(e, "a"), current(e, "b"), current(e, "c"))
 	}
 }
 
@@ -83,7 +83,7 @@ func TestMemoryBrokerBadBatchPublishesNothing(t *testing.T) {
 				}
 				mustPublish(t, e, name, false)
 			}
-			beforeA, beforeB := e.Current("a"), e.Current("b")
+			beforeA, beforeB := current(e, "a"), current(e, "b")
 			sent := sink.count(0)
 			reqs := []PublishRequest{{Topic: "a"}, {Topic: "b"}, {Topic: "a", Snap: true}, {Topic: "b"}, {Topic: "a"}}
 			reqs = slices.Insert(reqs, tt.at, PublishRequest{Topic: tt.bad})
@@ -97,8 +97,8 @@ func TestMemoryBrokerBadBatchPublishesNothing(t *testing.T) {
 			if !strings.Contains(err.Error(), "publication "+string(rune('0'+tt.at))) {
 				t.Errorf("error %q does not name publication %d", err, tt.at)
 			}
-			if e.Current("a") != beforeA || e.Current("b") != beforeB {
-				t.Errorf("Current changed: a %+v -> %+v, b %+v -> %+v", beforeA, e.Current("a"), beforeB, e.Current("b"))
+			if current(e, "a") != beforeA || current(e, "b") != beforeB {
+				t.Errorf("Current changed: a %+v -> %+v, b %+v -> %+v", beforeA, current(e, "a"), beforeB, current(e, "b"))
 			}
 			if sink.count(0) != sent {
 				t.Errorf("the sink got %d publications of a refused batch", sink.count(0)-sent)
@@ -110,14 +110,14 @@ func TestMemoryBrokerBadBatchPublishesNothing(t *testing.T) {
 func TestMemoryBrokerTooManyTopicsPublishesNothing(t *testing.T) {
 	e := NewEngine(EngineConfig{MaxTopics: 2}, nil)
 	mustPublish(t, e, "a", false)
-	before := e.Current("a")
+	before := current(e, "a")
 	b := NewMemoryBroker(e)
 	_, err := b.Publish(context.Background(), []PublishRequest{{Topic: "a"}, {Topic: "b"}, {Topic: "c"}})
 	if !errors.Is(err, ErrTooManyTopics) {
 		t.Fatalf("Publish over MaxTopics = %v, want ErrTooManyTopics", err)
 	}
-	if e.Current("a") != before || e.Current("b").Seq != 0 || e.Current("c").Seq != 0 {
-		t.Fatalf("a refused batch published: a %+v b %+v c %+v", e.Current("a"), e.Current("b"), e.Current("c"))
+	if current(e, "a") != before || current(e, "b").Seq != 0 || current(e, "c").Seq != 0 {
+		t.Fatalf("a refused batch published: a %+v b %+v c %+v", current(e, "a"), current(e, "b"), current(e, "c"))
 	}
 }
 

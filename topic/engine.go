@@ -39,8 +39,8 @@ var (
 	// ErrGone means the asked range is no longer held or its epoch is not
 	// the current one (PROTOCOL.md error 410).
 	ErrGone = errors.New("history gone")
-	// ErrFuture means a position past the topic's current seq.
-	ErrFuture = errors.New("position is past the current seq")
+	// errFuture means a position past the topic's current seq.
+	errFuture = errors.New("position is past the current seq")
 	// ErrTooManyTopics means the engine holds MaxTopics topics already.
 	ErrTooManyTopics = errors.New("too many topics")
 )
@@ -117,12 +117,6 @@ type Topic struct {
 	snap  *Publication
 	loops []int32 // subscribers per event loop
 }
-
-// Name returns the topic's name.
-func (t *Topic) Name() string { return t.name }
-
-// Conflated reports whether the topic is a latest-value topic.
-func (t *Topic) Conflated() bool { return t.conflate }
 
 // topic returns the named topic, creating it if needed: only a publication
 // may call it. The name must be valid.
@@ -208,8 +202,8 @@ func (e *Engine) roomFor(names []string) bool {
 	return e.count.Load()+fresh <= int64(e.cfg.MaxTopics)
 }
 
-// Lookup returns the named topic if it exists.
-func (e *Engine) Lookup(name string) (*Topic, bool) {
+// lookup returns the named topic if it exists.
+func (e *Engine) lookup(name string) (*Topic, bool) {
 	v, ok := e.topics.Load(name)
 	if !ok {
 		return nil, false
@@ -219,18 +213,6 @@ func (e *Engine) Lookup(name string) (*Topic, bool) {
 
 // Topics returns how many topics the engine holds: the topics published to.
 func (e *Engine) Topics() int { return int(e.count.Load()) }
-
-// Waiting returns how many names never published to have subscribers.
-func (e *Engine) Waiting() int {
-	n := 0
-	for i := range e.wait {
-		p := &e.wait[i]
-		p.mu.Lock()
-		n += len(p.m)
-		p.mu.Unlock()
-	}
-	return n
-}
 
 // Conflated reports whether name is a latest-value topic.
 func (e *Engine) Conflated(name string) bool { return e.cfg.Conflate.Match(name) }
@@ -263,17 +245,6 @@ func (e *Engine) Publish(name string, data []byte, dataMsgpack, snap bool) (Posi
 	return Position{Epoch: p.Epoch, Seq: p.Seq}, nil
 }
 
-// Current returns the topic's current position (seq 0 and the epoch its
-// first publication will carry for a topic never published to).
-func (e *Engine) Current(name string) Position {
-	if t, ok := e.Lookup(name); ok {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		return Position{Epoch: t.epoch, Seq: t.seq}
-	}
-	return Position{Epoch: e.epoch}
-}
-
 // Catchup is what a subscriber of a topic must receive before live
 // publications, as PROTOCOL.md "Subscribe and recovery" says.
 type Catchup struct {
@@ -304,13 +275,13 @@ func (e *Engine) Subscribe(name string, loop int, since *Position) (Catchup, err
 	if loop < 0 || loop >= e.cfg.Loops {
 		return Catchup{}, fmt.Errorf("subscribe %s: loop %d out of range", name, loop)
 	}
-	t, ok := e.Lookup(name)
+	t, ok := e.lookup(name)
 	if !ok {
 		part := e.part(name)
 		part.mu.Lock()
 		// Topics are created with this lock held: either the topic exists
 		// now, or its first publication will find this subscriber.
-		if t, ok = e.Lookup(name); !ok {
+		if t, ok = e.lookup(name); !ok {
 			w := part.m[name]
 			if w == nil {
 				if part.m == nil {
@@ -341,7 +312,7 @@ func (e *Engine) Unsubscribe(name string, loop int) {
 	if loop < 0 || loop >= e.cfg.Loops {
 		return
 	}
-	t, ok := e.Lookup(name)
+	t, ok := e.lookup(name)
 	if !ok {
 		part := e.part(name)
 		part.mu.Lock()
@@ -357,7 +328,7 @@ func (e *Engine) Unsubscribe(name string, loop int) {
 		}
 		// Not waiting: either no such subscriber, or the topic was created
 		// since (with this lock held) and its subscribers moved to it.
-		t, ok = e.Lookup(name)
+		t, ok = e.lookup(name)
 		part.mu.Unlock()
 		if !ok {
 			return
@@ -374,7 +345,7 @@ func (e *Engine) Unsubscribe(name string, loop int) {
 // the topic (a subscriber that fell behind, or saw a gap). It does not change
 // the subscriber count. When since can be continued, Reset is false.
 func (e *Engine) Resume(name string, since Position) Catchup {
-	t, ok := e.Lookup(name)
+	t, ok := e.lookup(name)
 	if !ok {
 		return e.unpublished(&since, false)
 	}
@@ -422,8 +393,8 @@ func (t *Topic) catchup(since *Position, fresh bool) Catchup {
 
 // Pull returns up to limit publications of the named topic after from, in
 // order, and whether more follow. It fails with ErrGone when from's epoch is
-// not the current one or the range is no longer held, and with ErrFuture
-// when from is past the current seq.
+// not the current one or the range is no longer held, and with a
+// wrapped errFuture when from is past the current seq.
 func (e *Engine) Pull(name string, from Position, limit int) (epoch string, pubs []*Publication, more bool, err error) {
 	if err := ValidName(name); err != nil {
 		return "", nil, false, err
@@ -431,13 +402,13 @@ func (e *Engine) Pull(name string, from Position, limit int) (epoch string, pubs
 	if limit <= 0 {
 		limit = 1000
 	}
-	t, ok := e.Lookup(name)
+	t, ok := e.lookup(name)
 	if !ok {
 		if from.Epoch != e.epoch {
 			return "", nil, false, fmt.Errorf("pull %s: epoch %q is not current: %w", name, from.Epoch, ErrGone)
 		}
 		if from.Seq > 0 {
-			return "", nil, false, fmt.Errorf("pull %s: %w", name, ErrFuture)
+			return "", nil, false, fmt.Errorf("pull %s: %w", name, errFuture)
 		}
 		return e.epoch, nil, false, nil
 	}
@@ -447,7 +418,7 @@ func (e *Engine) Pull(name string, from Position, limit int) (epoch string, pubs
 	case from.Epoch != t.epoch:
 		return "", nil, false, fmt.Errorf("pull %s: epoch %q is not current: %w", name, from.Epoch, ErrGone)
 	case from.Seq > t.seq:
-		return "", nil, false, fmt.Errorf("pull %s: since %d, current %d: %w", name, from.Seq, t.seq, ErrFuture)
+		return "", nil, false, fmt.Errorf("pull %s: since %d, current %d: %w", name, from.Seq, t.seq, errFuture)
 	case !t.hist.holds(from.Seq+1, t.seq):
 		return "", nil, false, fmt.Errorf("pull %s: oldest held is %d: %w", name, t.hist.first(), ErrGone)
 	}

@@ -31,7 +31,7 @@ func BenchmarkPublish(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			if got, want := sink.n.Load(), int64(loops)*int64(e.Current("ticker.BTCUSDT").Seq); got != want {
+			if got, want := sink.n.Load(), int64(loops)*int64(current(e, "ticker.BTCUSDT").Seq); got != want {
 				b.Fatalf("sink got %d, want %d", got, want)
 			}
 		})
@@ -87,7 +87,7 @@ func BenchmarkSubscribeRecover(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	since := Position{Epoch: e.Current("book.BTC").Epoch, Seq: 900}
+	since := Position{Epoch: current(e, "book.BTC").Epoch, Seq: 900}
 	b.ReportAllocs()
 	for b.Loop() {
 		if c := e.Resume("book.BTC", since); !c.Recovered || len(c.Backlog) != 100 {
@@ -114,7 +114,7 @@ func BenchmarkSubscribeUnpublished(b *testing.B) {
 		e.Unsubscribe(name, i%2)
 		i++
 	}
-	if e.Topics() != 0 || e.Waiting() != 0 {
-		b.Fatalf("Topics() %d, Waiting() %d", e.Topics(), e.Waiting())
+	if e.Topics() != 0 || waiting(e) != 0 {
+		b.Fatalf("Topics() %d, waiting %d", e.Topics(), waiting(e))
 	}
 }

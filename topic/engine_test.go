@@ -9,6 +9,29 @@ import (
 	"testing"
 )
 
+// current returns the named topic's position: seq 0 and the epoch its
+// first publication will carry for a topic never published to.
+func current(e *Engine, name string) Position {
+	if t, ok := e.lookup(name); ok {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return Position{Epoch: t.epoch, Seq: t.seq}
+	}
+	return Position{Epoch: e.epoch}
+}
+
+// waiting returns how many names never published to have subscribers.
+func waiting(e *Engine) int {
+	n := 0
+	for i := range e.wait {
+		p := &e.wait[i]
+		p.mu.Lock()
+		n += len(p.m)
+		p.mu.Unlock()
+	}
+	return n
+}
+
 // recordSink keeps, per loop, every publication the engine hands it.
 type recordSink struct {
 	mu   sync.Mutex
@@ -106,8 +129,8 @@ func TestEngineSeqStartsAtOneWithoutGaps(t *testing.T) {
 		if pos.Seq != want[name] {
 			t.Fatalf("publication %d to %q got seq %d, want %d", i, name, pos.Seq, want[name])
 		}
-		if cur := e.Current(name); cur != pos {
-			t.Fatalf("Current(%q) = %+v after publishing at %+v", name, cur, pos)
+		if cur := current(e, name); cur != pos {
+			t.Fatalf("current(%q) = %+v after publishing at %+v", name, cur, pos)
 		}
 	}
 	if e.Topics() != 3 {
@@ -117,14 +140,14 @@ func TestEngineSeqStartsAtOneWithoutGaps(t *testing.T) {
 
 func TestEngineEpoch(t *testing.T) {
 	e := NewEngine(EngineConfig{}, nil)
-	before := e.Current("never")
+	before := current(e, "never")
 	if before.Epoch == "" || before.Seq != 0 {
 		t.Fatalf("Current of a topic never published to = %+v, want a non-empty epoch and seq 0", before)
 	}
 	if e.Topics() != 0 {
 		t.Fatalf("Current created a topic: Topics() = %d", e.Topics())
 	}
-	if _, ok := e.Lookup("never"); ok {
+	if _, ok := e.lookup("never"); ok {
 		t.Fatal("Current created the topic")
 	}
 	first := mustPublish(t, e, "never", false)
@@ -139,7 +162,7 @@ func TestEngineEpoch(t *testing.T) {
 	// A restarted node never reuses an epoch.
 	seen := map[string]bool{first.Epoch: true}
 	for i := 0; i < 100; i++ {
-		ep := NewEngine(EngineConfig{}, nil).Current("x").Epoch
+		ep := current(NewEngine(EngineConfig{}, nil), "x").Epoch
 		if seen[ep] {
 			t.Fatalf("epoch %q repeated by a new engine", ep)
 		}
@@ -231,7 +254,7 @@ func TestEngineConcurrentPublishSameTopic(t *testing.T) {
 		t.Fatalf("sink got %d publications, not 1..%d in order", len(got), workers*each)
 	}
 	sink.checkOrder(t)
-	if cur := e.Current("hot"); cur.Seq != workers*each {
+	if cur := current(e, "hot"); cur.Seq != workers*each {
 		t.Fatalf("Current = %+v, want seq %d", cur, workers*each)
 	}
 }
@@ -319,7 +342,7 @@ func TestEngineSinkPerLoop(t *testing.T) {
 	e.Unsubscribe("s", -1)
 	e.Unsubscribe("s", 3)
 	e.Unsubscribe("never", 0)
-	if _, ok := e.Lookup("never"); ok {
+	if _, ok := e.lookup("never"); ok {
 		t.Fatal("Unsubscribe created a topic")
 	}
 	if _, err := e.Subscribe("s", 0, nil); err != nil {
@@ -366,12 +389,12 @@ func TestEngineConflated(t *testing.T) {
 			t.Errorf("Engine.Conflated(%q) = %v, want %v", name, got, want)
 		}
 		mustPublish(t, e, name, false)
-		tp, ok := e.Lookup(name)
+		tp, ok := e.lookup(name)
 		if !ok {
-			t.Fatalf("Lookup(%q) after Publish: not found", name)
+			t.Fatalf("lookup(%q) after Publish: not found", name)
 		}
-		if tp.Name() != name || tp.Conflated() != want {
-			t.Errorf("topic %q: Name() = %q, Conflated() = %v, want %v", name, tp.Name(), tp.Conflated(), want)
+		if tp.name != name || tp.conflate != want {
+			t.Errorf("topic %q: name %q, conflate %v, want %v", name, tp.name, tp.conflate, want)
 		}
 	}
 	if NewEngine(EngineConfig{}, nil).Conflated("ticker.BTC") {
@@ -395,7 +418,7 @@ func TestEngineMaxTopics(t *testing.T) {
 	if e.Topics() != 3 {
 		t.Fatalf("Topics() = %d, want 3", e.Topics())
 	}
-	if _, ok := e.Lookup("d"); ok {
+	if _, ok := e.lookup("d"); ok {
 		t.Fatal("the refused topic exists")
 	}
 	// The existing topics go on.
@@ -406,8 +429,8 @@ func TestEngineMaxTopics(t *testing.T) {
 		t.Fatalf("Subscribe of an existing topic at the limit: %v", err)
 	}
 	// Pull and Current of a topic never created still answer.
-	if cur := e.Current("d"); cur.Seq != 0 || cur.Epoch == "" {
-		t.Fatalf("Current(d) = %+v", cur)
+	if cur := current(e, "d"); cur.Seq != 0 || cur.Epoch == "" {
+		t.Fatalf("current(d) = %+v", cur)
 	}
 }
 
@@ -435,7 +458,7 @@ func TestEngineMaxTopicsConcurrent(t *testing.T) {
 		wg.Wait()
 		n := 0
 		for w := 0; w < workers; w++ {
-			if _, ok := e.Lookup(fmt.Sprintf("t%d", w)); ok {
+			if _, ok := e.lookup(fmt.Sprintf("t%d", w)); ok {
 				n++
 			}
 		}
@@ -465,7 +488,7 @@ func TestEngineSubscribeWhilePublishing(t *testing.T) {
 			}
 		}
 	}()
-	for e.Current("live").Seq < total/4 {
+	for current(e, "live").Seq < total/4 {
 		select {
 		case <-done:
 			t.Fatal("the publisher stopped early")
@@ -478,7 +501,7 @@ func TestEngineSubscribeWhilePublishing(t *testing.T) {
 	}
 	// Unsubscribe loop 0 while the publisher runs: nothing after that point.
 	e.Unsubscribe("live", 0)
-	stop := e.Current("live").Seq
+	stop := current(e, "live").Seq
 	<-done
 	got := append(seqs(c.Backlog), sink.seqs(1, "live")...)
 	if !slices.Equal(got, span(1, total)) {
@@ -554,7 +577,7 @@ func TestEngineRecovery(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			check := func(how string, e *Engine, c Catchup) {
 				t.Helper()
-				cur := e.Current("r")
+				cur := current(e, "r")
 				if c.Pos != cur {
 					t.Errorf("%s: Pos = %+v, want Current %+v", how, c.Pos, cur)
 				}
@@ -596,9 +619,9 @@ func TestEngineRecovery(t *testing.T) {
 				since := &Position{Epoch: tt.since.epoch, Seq: tt.since.seq}
 				switch since.Epoch {
 				case "cur":
-					since.Epoch = e.Current("r").Epoch
+					since.Epoch = current(e, "r").Epoch
 				case "old":
-					since.Epoch = NewEngine(EngineConfig{}, nil).Current("r").Epoch
+					since.Epoch = current(NewEngine(EngineConfig{}, nil), "r").Epoch
 				}
 				return e, sink, since
 			}
@@ -637,7 +660,7 @@ func TestEngineResumeKeepsCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishScript(t, e, "k", "uuu")
-	cur := e.Current("k")
+	cur := current(e, "k")
 	for i := 0; i < 3; i++ {
 		c := e.Resume("k", Position{Epoch: cur.Epoch, Seq: 1})
 		if !c.Recovered || c.Reset || !slices.Equal(seqs(c.Backlog), span(2, 3)) {
@@ -655,7 +678,7 @@ func TestEnginePull(t *testing.T) {
 	sink := newRecordSink()
 	e := NewEngine(EngineConfig{}, sink)
 	publishScript(t, e, "p", "uuSuuuuuuu") // 1..10
-	ep := e.Current("p").Epoch
+	ep := current(e, "p").Epoch
 	tests := []struct {
 		since uint64
 		limit int
@@ -720,7 +743,7 @@ func TestEnginePullDefaultLimit(t *testing.T) {
 	for i := 0; i < 2500; i++ {
 		mustPublish(t, e, "big", false)
 	}
-	ep := e.Current("big").Epoch
+	ep := current(e, "big").Epoch
 	for _, limit := range []int{0, -1} {
 		_, pubs, more, err := e.Pull("big", Position{Epoch: ep}, limit)
 		if err != nil || len(pubs) != 1000 || !more || pubs[0].Seq != 1 || pubs[999].Seq != 1000 {
@@ -744,8 +767,8 @@ func TestEnginePullDefaultLimit(t *testing.T) {
 func TestEnginePullErrors(t *testing.T) {
 	e := NewEngine(EngineConfig{HistorySize: 5}, nil)
 	publishScript(t, e, "p", "Suuuuuuuuu") // 1..10, holds 6..10
-	ep := e.Current("p").Epoch
-	old := NewEngine(EngineConfig{}, nil).Current("p").Epoch
+	ep := current(e, "p").Epoch
+	old := current(NewEngine(EngineConfig{}, nil), "p").Epoch
 	tests := []struct {
 		name string
 		from Position
@@ -758,8 +781,8 @@ func TestEnginePullErrors(t *testing.T) {
 		{"evicted from 0", Position{Epoch: ep, Seq: 0}, ErrGone},
 		{"just past the oldest", Position{Epoch: ep, Seq: 5}, nil},
 		{"current", Position{Epoch: ep, Seq: 10}, nil},
-		{"future", Position{Epoch: ep, Seq: 11}, ErrFuture},
-		{"far future", Position{Epoch: ep, Seq: 1<<64 - 1}, ErrFuture},
+		{"future", Position{Epoch: ep, Seq: 11}, errFuture},
+		{"far future", Position{Epoch: ep, Seq: 1<<64 - 1}, errFuture},
 	}
 	for _, tt := range tests {
 		_, pubs, more, err := e.Pull("p", tt.from, 0)
@@ -778,7 +801,7 @@ func TestEnginePullErrors(t *testing.T) {
 	// A history that keeps nothing: only the current position can be pulled.
 	off := NewEngine(EngineConfig{HistorySize: -1}, nil)
 	publishScript(t, off, "p", "uuu")
-	oep := off.Current("p").Epoch
+	oep := current(off, "p").Epoch
 	if _, pubs, more, err := off.Pull("p", Position{Epoch: oep, Seq: 3}, 0); err != nil || len(pubs) != 0 || more {
 		t.Errorf("history off, pull from current: %v %v %v", pubs, more, err)
 	}
@@ -789,13 +812,13 @@ func TestEnginePullErrors(t *testing.T) {
 
 func TestEnginePullNeverPublished(t *testing.T) {
 	e := NewEngine(EngineConfig{}, nil)
-	cur := e.Current("quiet")
+	cur := current(e, "quiet")
 	ep, pubs, more, err := e.Pull("quiet", cur, 0)
 	if err != nil || ep != cur.Epoch || len(pubs) != 0 || more {
 		t.Fatalf("Pull of a topic never published to = %q %v %v %v; want %q, empty, not more", ep, pubs, more, err, cur.Epoch)
 	}
-	if _, _, _, err := e.Pull("quiet", Position{Epoch: cur.Epoch, Seq: 1}, 0); !errors.Is(err, ErrFuture) {
-		t.Fatalf("Pull from seq 1 of a topic never published to = %v, want ErrFuture", err)
+	if _, _, _, err := e.Pull("quiet", Position{Epoch: cur.Epoch, Seq: 1}, 0); !errors.Is(err, errFuture) {
+		t.Fatalf("Pull from seq 1 of a topic never published to = %v, want errFuture", err)
 	}
 	if _, _, _, err := e.Pull("quiet", Position{Epoch: "other"}, 0); !errors.Is(err, ErrGone) {
 		t.Fatalf("Pull in another epoch of a topic never published to = %v, want ErrGone", err)
@@ -815,7 +838,7 @@ func TestEnginePullNeverPublished(t *testing.T) {
 	if err != nil || ep != cur.Epoch || len(pubs) != 0 || more {
 		t.Fatalf("Pull of a topic with a waiting subscriber = %q %v %v %v", ep, pubs, more, err)
 	}
-	if _, _, _, err := e.Pull("quiet", Position{Epoch: cur.Epoch, Seq: 1}, 0); !errors.Is(err, ErrFuture) {
-		t.Fatalf("Pull from seq 1 of a topic with a waiting subscriber = %v, want ErrFuture", err)
+	if _, _, _, err := e.Pull("quiet", Position{Epoch: cur.Epoch, Seq: 1}, 0); !errors.Is(err, errFuture) {
+		t.Fatalf("Pull from seq 1 of a topic with a waiting subscriber = %v, want errFuture", err)
 	}
 }

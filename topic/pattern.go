@@ -34,8 +34,8 @@ func ParsePattern(s string) (Pattern, error) {
 	return Pattern{segs: segs}, nil
 }
 
-// Match reports whether name matches the pattern. It does not allocate.
-func (p Pattern) Match(name string) bool {
+// match reports whether name matches the pattern. It does not allocate.
+func (p Pattern) match(name string) bool {
 	if len(p.segs) == 0 {
 		return false
 	}
@@ -90,7 +90,7 @@ func ParsePatterns(s string) (Patterns, error) {
 // Match reports whether name matches any pattern of the list.
 func (ps Patterns) Match(name string) bool {
 	for _, p := range ps {
-		if p.Match(name) {
+		if p.match(name) {
 			return true
 		}
 	}

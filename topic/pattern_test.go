@@ -76,12 +76,12 @@ func TestPatternMatch(t *testing.T) {
 		t.Run(tt.pattern, func(t *testing.T) {
 			p := mustPattern(t, tt.pattern)
 			for _, name := range tt.yes {
-				if !p.Match(name) {
+				if !p.match(name) {
 					t.Errorf("%q does not match %q, want a match", tt.pattern, name)
 				}
 			}
 			for _, name := range tt.no {
-				if p.Match(name) {
+				if p.match(name) {
 					t.Errorf("%q matches %q, want no match", tt.pattern, name)
 				}
 			}
@@ -92,7 +92,7 @@ func TestPatternMatch(t *testing.T) {
 func TestZeroPatternMatchesNothing(t *testing.T) {
 	var p Pattern
 	for _, name := range []string{"", "a", "a.b"} {
-		if p.Match(name) {
+		if p.match(name) {
 			t.Errorf("zero Pattern matches %q", name)
 		}
 	}
@@ -216,7 +216,7 @@ func TestPatternMatchDoesNotAllocate(t *testing.T) {
 	names := []string{"ticker.BTCUSDT", "book.a.b.c", "priv.orders.42", "a.b.c", "nomatch.x.y", "ticker", ""}
 	for _, p := range ps {
 		for _, name := range names {
-			if n := testing.AllocsPerRun(100, func() { _ = p.Match(name) }); n != 0 {
+			if n := testing.AllocsPerRun(100, func() { _ = p.match(name) }); n != 0 {
 				t.Errorf("%q.Match(%q) allocates %v times", p, name, n)
 			}
 		}

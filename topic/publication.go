@@ -29,8 +29,8 @@ type Publication struct {
 	Frames Frames
 }
 
-// NumFrameSlots is how many wire formats a publication can cache frames for.
-const NumFrameSlots = 4
+// numFrameSlots is how many wire formats a publication can cache frames for.
+const numFrameSlots = 4
 
 // Frames caches the encoded frames of a publication, one slot per wire format,
 // so a publication is encoded once per format however many subscribers get
@@ -38,7 +38,7 @@ const NumFrameSlots = 4
 // slots. A slot is filled at most once; Frames is safe for concurrent use.
 type Frames struct {
 	mu    sync.Mutex
-	frame [NumFrameSlots]atomic.Pointer[[]byte]
+	frame [numFrameSlots]atomic.Pointer[[]byte]
 }
 
 // Get returns the frame of p in slot i, calling encode(p) to fill the slot on

@@ -39,7 +39,7 @@ func TestFramesEncodeOncePerSlot(t *testing.T) {
 	if b := p.Frames.Get(0, p, encodeTopic); string(b) != "f" {
 		t.Fatalf("Get(0) = %q, want the topic's frame", b)
 	}
-	if b := p.Frames.Get(NumFrameSlots-1, p, encodeTopic); string(b) != "f" {
+	if b := p.Frames.Get(numFrameSlots-1, p, encodeTopic); string(b) != "f" {
 		t.Fatalf("Get(last) = %q", b)
 	}
 	if b := p.Frames.Get(1, p, encodeTopic); len(b) != 1 || b[0] != 7 {

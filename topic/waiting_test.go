@@ -44,7 +44,7 @@ func TestEngineSubscribeRandomNamesCreatesNoTopics(t *testing.T) {
 	const names, held = 100_000, 1000
 	sink := newRecordSink()
 	e := NewEngine(EngineConfig{Loops: 4, MaxTopics: 10}, sink)
-	epoch := e.Current("x").Epoch
+	epoch := current(e, "x").Epoch
 	r := rand.New(rand.NewPCG(1, 2))
 	batch := make([]string, 0, held)
 	for i := 0; i < names; i++ {
@@ -60,8 +60,8 @@ func TestEngineSubscribeRandomNamesCreatesNoTopics(t *testing.T) {
 		if len(batch) < held {
 			continue
 		}
-		if got := e.Waiting(); got != held {
-			t.Fatalf("after %d subscriptions held at once: Waiting() = %d", held, got)
+		if got := waiting(e); got != held {
+			t.Fatalf("after %d subscriptions held at once: waiting = %d", held, got)
 		}
 		for j, n := range batch {
 			e.Unsubscribe(n, (i-len(batch)+1+j)%4)
@@ -74,8 +74,8 @@ func TestEngineSubscribeRandomNamesCreatesNoTopics(t *testing.T) {
 	if n := e.Topics(); n != 0 {
 		t.Fatalf("Topics() = %d after %d names subscribed and left, want 0", n, names)
 	}
-	if n := e.Waiting(); n != 0 {
-		t.Fatalf("Waiting() = %d after every subscriber left, want 0", n)
+	if n := waiting(e); n != 0 {
+		t.Fatalf("waiting = %d after every subscriber left, want 0", n)
 	}
 
 	// All of them held at once, then left: the index gives its memory back.
@@ -90,15 +90,15 @@ func TestEngineSubscribeRandomNamesCreatesNoTopics(t *testing.T) {
 		}
 	}
 	holding := heapAlloc()
-	if n := e.Waiting(); n != names {
-		t.Fatalf("Waiting() = %d with %d names held, want %d", n, names, names)
+	if n := waiting(e); n != names {
+		t.Fatalf("waiting = %d with %d names held, want %d", n, names, names)
 	}
 	for _, name := range all {
 		e.Unsubscribe(name, 0)
 		e.Unsubscribe(name, 0) // more than subscribed: ignored
 	}
-	if n, peak := e.Waiting(), waitPeak(e); n != 0 || peak >= 64 {
-		t.Fatalf("after every subscriber left: Waiting() = %d, index maps sized for %d names; want 0 and under 64", n, peak)
+	if n, peak := waiting(e), waitPeak(e); n != 0 || peak >= 64 {
+		t.Fatalf("after every subscriber left: waiting = %d, index maps sized for %d names; want 0 and under 64", n, peak)
 	}
 	if after := heapAlloc(); holding > before && after > before && after-before > (holding-before)/8 {
 		t.Fatalf("heap grew %d KiB for %d waiting names and kept %d KiB once they left", (holding-before)>>10, names, (after-before)>>10)
@@ -135,8 +135,8 @@ func TestEngineWaitingSubscriberGetsFirstPublication(t *testing.T) {
 			t.Fatalf("Subscribe #%d = %+v, want seq 0 in the engine's epoch", i, c)
 		}
 	}
-	if _, ok := e.Lookup("trade.XYZ"); ok || e.Topics() != 0 || e.Waiting() != 1 {
-		t.Fatalf("after Subscribe: topic exists %v, Topics() %d, Waiting() %d; want false, 0, 1", ok, e.Topics(), e.Waiting())
+	if _, ok := e.lookup("trade.XYZ"); ok || e.Topics() != 0 || waiting(e) != 1 {
+		t.Fatalf("after Subscribe: topic exists %v, Topics() %d, waiting %d; want false, 0, 1", ok, e.Topics(), waiting(e))
 	}
 	e.Unsubscribe("trade.XYZ", 1) // loop 1 leaves before the first publication
 	first := mustPublish(t, e, "trade.XYZ", false)
@@ -157,8 +157,8 @@ func TestEngineWaitingSubscriberGetsFirstPublication(t *testing.T) {
 	if got := sink.got[0][0]; got.Epoch != first.Epoch || got.Topic != "trade.XYZ" {
 		t.Fatalf("first publication delivered as %+v", got)
 	}
-	if e.Topics() != 1 || e.Waiting() != 0 {
-		t.Fatalf("after the first publication: Topics() %d, Waiting() %d; want 1, 0", e.Topics(), e.Waiting())
+	if e.Topics() != 1 || waiting(e) != 0 {
+		t.Fatalf("after the first publication: Topics() %d, waiting %d; want 1, 0", e.Topics(), waiting(e))
 	}
 	// The waiting counts became the topic's: two leaves on loop 0 end it there.
 	e.Unsubscribe("trade.XYZ", 0)
@@ -189,8 +189,8 @@ func TestEngineWaitingSubscriberGetsFirstPublication(t *testing.T) {
 	if want := []string{"b.x@1", "b.y@1", "b.x@2"}; !slices.Equal(got, want) {
 		t.Fatalf("loop 1 got %v, want %v", got, want)
 	}
-	if e.Waiting() != 0 {
-		t.Fatalf("Waiting() = %d after the batch", e.Waiting())
+	if waiting(e) != 0 {
+		t.Fatalf("waiting = %d after the batch", waiting(e))
 	}
 }
 
@@ -205,8 +205,8 @@ func TestEngineMaxTopicsCountsOnlyPublished(t *testing.T) {
 			t.Fatalf("Subscribe #%d with MaxTopics 10: %v", i, err)
 		}
 	}
-	if e.Topics() != 0 || e.Waiting() != 1000 {
-		t.Fatalf("Topics() %d, Waiting() %d; want 0, 1000", e.Topics(), e.Waiting())
+	if e.Topics() != 0 || waiting(e) != 1000 {
+		t.Fatalf("Topics() %d, waiting %d; want 0, 1000", e.Topics(), waiting(e))
 	}
 	for i := 0; i < 10; i++ { // half of them waited for, half not
 		name := fmt.Sprintf("sub.%d", i)
@@ -223,8 +223,8 @@ func TestEngineMaxTopicsCountsOnlyPublished(t *testing.T) {
 	if _, err := NewMemoryBroker(e).Publish(context.Background(), []PublishRequest{{Topic: "sub.0"}, {Topic: "pub.new"}}); !errors.Is(err, ErrTooManyTopics) {
 		t.Fatalf("batch with an 11th topic = %v, want ErrTooManyTopics", err)
 	}
-	if e.Topics() != 10 || e.Waiting() != 1000-5 {
-		t.Fatalf("Topics() %d, Waiting() %d; want 10, %d", e.Topics(), e.Waiting(), 1000-5)
+	if e.Topics() != 10 || waiting(e) != 1000-5 {
+		t.Fatalf("Topics() %d, waiting %d; want 10, %d", e.Topics(), waiting(e), 1000-5)
 	}
 	// At the limit: subscribers are still taken, published topics go on.
 	if _, err := e.Subscribe("sub.more", 0, nil); err != nil {
@@ -273,7 +273,7 @@ func TestEngineFirstPublicationRacesSubscribe(t *testing.T) {
 				defer wg.Done()
 				<-start
 				for i := 0; i < (loop*round)%7; i++ { // spread the arrivals
-					_ = e.Current(name)
+					_ = current(e, name)
 				}
 				c, err := e.Subscribe(name, loop, nil)
 				if err != nil {
@@ -316,7 +316,7 @@ func TestEngineFirstPublicationRacesSubscribe(t *testing.T) {
 		if t.Failed() {
 			t.FailNow()
 		}
-		epoch := e.Current(name).Epoch
+		epoch := current(e, name).Epoch
 		for loop, c := range got {
 			if c.Pos.Epoch != epoch || c.Pos.Seq > pubs {
 				t.Fatalf("round %d loop %d: sub reply at %+v, want epoch %q", round, loop, c.Pos, epoch)
@@ -326,7 +326,7 @@ func TestEngineFirstPublicationRacesSubscribe(t *testing.T) {
 			}
 		}
 		// (Churning loops see gaps by design: they leave and come back.)
-		tp, ok := e.Lookup(name)
+		tp, ok := e.lookup(name)
 		if !ok {
 			t.Fatalf("round %d: the topic does not exist after %d publications", round, pubs)
 		}
@@ -340,8 +340,8 @@ func TestEngineFirstPublicationRacesSubscribe(t *testing.T) {
 		if !slices.Equal(counts, want) {
 			t.Fatalf("round %d: subscribers per loop %v, want %v", round, counts, want)
 		}
-		if e.Waiting() != 0 || e.Topics() != 1 {
-			t.Fatalf("round %d: Waiting() %d, Topics() %d; want 0, 1", round, e.Waiting(), e.Topics())
+		if waiting(e) != 0 || e.Topics() != 1 {
+			t.Fatalf("round %d: waiting %d, Topics() %d; want 0, 1", round, waiting(e), e.Topics())
 		}
 	}
 }
@@ -373,7 +373,7 @@ func TestEngineWaitingConcurrentSubscribeUnsubscribe(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if e.Waiting() != 0 || e.Topics() != 0 || waitPeak(e) >= 64 {
-		t.Fatalf("Waiting() %d, Topics() %d, peak %d; want 0, 0, under 64", e.Waiting(), e.Topics(), waitPeak(e))
+	if waiting(e) != 0 || e.Topics() != 0 || waitPeak(e) >= 64 {
+		t.Fatalf("waiting %d, Topics() %d, peak %d; want 0, 0, under 64", waiting(e), e.Topics(), waitPeak(e))
 	}
 }

@@ -1,13 +1,3 @@
-// Package wheel is a hashed timing wheel for the server's deadlines:
-// heartbeats, idle timeouts, handshake timeouts, token expiry and slow-client
-// timeouts. It trades precision (one tick, 10 ms by default) for cheap
-// timers: adding or stopping one is a hash, a short per-slot lock and a list
-// link, with no allocation, and a million live timers cost nothing while
-// they wait. It also keeps a coarse clock for the hot path (Now).
-//
-// It knows nothing of connections: a Timer carries a callback, which runs on
-// the wheel's own goroutine and must not block (hand the work to an event
-// loop instead).
 package wheel
 
 import (
@@ -18,7 +8,7 @@ import (
 
 // Timer is one deadline. Embed it in the object it times (so adding it
 // allocates nothing) and set its callback once with Init. A Timer must not
-// be copied after first use. Add, Reset and Stop of one Timer must not run
+// be copied after first use. Add and Stop of one Timer must not run
 // concurrently with each other; firing may run concurrently with them, and
 // Stop reports whether it won.
 type Timer struct {
@@ -40,9 +30,6 @@ func (t *Timer) InitFunc(fn func(*Timer)) {
 	t.fn = fn
 	t.slot.Store(-1)
 }
-
-// Active reports whether the timer is waiting to fire.
-func (t *Timer) Active() bool { return t.slot.Load() >= 0 }
 
 type slot struct {
 	mu   sync.Mutex
@@ -66,24 +53,26 @@ type Wheel struct {
 type Config struct {
 	// Tick is the wheel's resolution. Default 10 ms.
 	Tick time.Duration
-	// Slots is the number of slots, rounded up to a power of two. Default 4096
-	// (one turn is 41 s at 10 ms; longer timers wait more turns).
-	Slots int
 }
 
+// slots is the number of slots of a wheel from New: one turn is 41 s at
+// 10 ms, and longer timers wait more turns.
+const slots = 4096
+
 // New starts a wheel; Close stops it.
-func New(cfg Config) *Wheel {
+func New(cfg Config) *Wheel { return newWheel(cfg, slots) }
+
+// newWheel is New with n slots, rounded up to a power of two: tests use a
+// few, so that their timers wait turns.
+func newWheel(cfg Config, n int) *Wheel {
 	if cfg.Tick <= 0 {
 		cfg.Tick = 10 * time.Millisecond
 	}
-	if cfg.Slots <= 0 {
-		cfg.Slots = 4096
+	size := 1
+	for size < n {
+		size <<= 1
 	}
-	n := 1
-	for n < cfg.Slots {
-		n <<= 1
-	}
-	w := &Wheel{tick: cfg.Tick, mask: int64(n - 1), slots: make([]slot, n),
+	w := &Wheel{tick: cfg.Tick, mask: int64(size - 1), slots: make([]slot, size),
 		start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	for i := range w.slots {
 		h := &w.slots[i].head
@@ -94,22 +83,19 @@ func New(cfg Config) *Wheel {
 	return w
 }
 
-// Tick returns the wheel's resolution.
-func (w *Wheel) Tick() time.Duration { return w.tick }
-
-// Now returns the coarse clock: the wall time of the latest tick. Reading it
-// costs an atomic load, not a clock read.
-func (w *Wheel) Now() time.Time { return time.Unix(0, w.clock.Load()) }
-
-// NowNano returns Now as unix nanoseconds.
+// NowNano returns the coarse clock: the wall time of the latest tick, in
+// unix nanoseconds. Reading it costs an atomic load, not a clock read.
 func (w *Wheel) NowNano() int64 { return w.clock.Load() }
 
 // Add arms t to fire once the wheel's clock has advanced by d (rounded up to
 // whole ticks, plus one: at most two ticks late). The wheel's clock catches
 // up with the wall clock at every tick; if the wheel's goroutine is held up,
 // a timer added meanwhile may fire early by that delay (reading the wall
-// clock here would double the cost of Add). An
-// armed timer is moved to the new deadline.
+// clock here would double the cost of Add).
+//
+// An armed timer is moved to the new deadline. As with time.Timer's Reset,
+// a firing already under way still happens, and t fires again at its new
+// deadline.
 func (w *Wheel) Add(t *Timer, d time.Duration) {
 	ticks := int64((d + w.tick - 1) / w.tick)
 	if ticks < 1 {
@@ -141,11 +127,6 @@ func (w *Wheel) Add(t *Timer, d time.Duration) {
 		return
 	}
 }
-
-// Reset is Add: it moves t to fire after d from now. As with time.Timer, a
-// firing already under way when Reset is called still happens, and t fires
-// again at its new deadline.
-func (w *Wheel) Reset(t *Timer, d time.Duration) { w.Add(t, d) }
 
 // Stop disarms t and reports whether it was armed; false means it had fired
 // (or is firing) or was never armed.

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tickfan/tickfan/server"
 )
 
 func TestRunCommands(t *testing.T) {
@@ -194,6 +198,73 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	fs.Int("max-frame", 1, "")
 	if err := parseFlags(fs, nil); err == nil || !strings.Contains(err.Error(), "TICKFAN_MAX_FRAME") {
 		t.Errorf("bad environment value: err %v, want one naming TICKFAN_MAX_FRAME", err)
+	}
+}
+
+// TestServeFlagDefaults checks that each flag of serve that sets a field of
+// server.Config defaults to that field of server.DefaultConfig, so that
+// --help shows the default the server uses, and that every field has a
+// flag or is listed as having none.
+func TestServeFlagDefaults(t *testing.T) {
+	// Not server settings, so not in server.Config.
+	ownFlags := map[string]bool{"demo": true, "demo-tick": true, "log-level": true}
+	// Fields a program using package server may set that serve does not offer.
+	noFlag := map[string]bool{"MaxPull": true, "HTTPReadTimeout": true, "HTTPIdleTimeout": true, "WheelTick": true, "Logger": true}
+
+	fs, f := newServeFlags(io.Discard)
+	cfg, def := reflect.ValueOf(&f.cfg).Elem(), reflect.ValueOf(server.DefaultConfig())
+	byAddr := map[uintptr]int{} // a field's address to its index
+	for i := range cfg.NumField() {
+		byAddr[cfg.Field(i).Addr().Pointer()] = i
+	}
+	flagOf := map[string]string{}
+	fs.VisitAll(func(fl *flag.Flag) {
+		i, ok := byAddr[reflect.ValueOf(fl.Value).Pointer()]
+		if !ok {
+			if !ownFlags[fl.Name] {
+				t.Errorf("--%s sets no field of server.Config", fl.Name)
+			}
+			return
+		}
+		field := cfg.Type().Field(i).Name
+		flagOf[field] = fl.Name
+		if want := fmt.Sprint(def.Field(i).Interface()); fl.DefValue != want {
+			t.Errorf("--%s defaults to %q, server.DefaultConfig().%s is %q", fl.Name, fl.DefValue, field, want)
+		}
+	})
+	for i := range cfg.NumField() {
+		field := cfg.Type().Field(i).Name
+		if _, ok := flagOf[field]; ok == noFlag[field] {
+			t.Errorf("server.Config.%s: flag %v, but listed in noFlag %v", field, ok, noFlag[field])
+		}
+	}
+	// Parsed with nothing given, the flags are DefaultConfig exactly.
+	if err := parseFlags(fs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(f.cfg, server.DefaultConfig()) {
+		t.Errorf("serve with no flags: %+v\nwant server.DefaultConfig() %+v", f.cfg, server.DefaultConfig())
+	}
+}
+
+// TestServeFlagsFromEnvironment checks that serve's flags still read
+// TICKFAN_<FLAG>, including the negative and empty values that mean
+// something, and that the command line wins.
+func TestServeFlagsFromEnvironment(t *testing.T) {
+	t.Setenv("TICKFAN_MAX_CONNS_PER_IP", "-1")
+	t.Setenv("TICKFAN_CONFLATE", "-")
+	t.Setenv("TICKFAN_HEARTBEAT", "5s")
+	t.Setenv("TICKFAN_REQUIRE_AUTH", "true")
+	t.Setenv("TICKFAN_MAX_FRAME", "4096")
+	t.Setenv("TICKFAN_DEMO_TICK", "1s")
+	fs, f := newServeFlags(io.Discard)
+	if err := parseFlags(fs, []string{"--max-frame", "8192"}); err != nil {
+		t.Fatal(err)
+	}
+	want := server.DefaultConfig()
+	want.MaxConnsPerIP, want.Conflate, want.Heartbeat, want.RequireAuth, want.MaxFrame = -1, "-", 5*time.Second, true, 8192
+	if !reflect.DeepEqual(f.cfg, want) || f.demoTick != time.Second {
+		t.Errorf("from the environment: %+v, demo tick %v\nwant %+v, 1s", f.cfg, f.demoTick, want)
 	}
 }
 

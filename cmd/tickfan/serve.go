@@ -16,67 +16,90 @@ import (
 	"github.com/tickfan/tickfan/server"
 )
 
-func serve(args []string, stderr io.Writer) error {
+// serveFlags is what tickfan serve takes from its command line and
+// environment.
+type serveFlags struct {
+	cfg      server.Config
+	demo     bool
+	demoTick time.Duration
+	logLevel string
+}
+
+// newServeFlags defines the flags of serve. A flag of a server.Config field
+// defaults to that field of server.DefaultConfig, so a default is written
+// in one place and --help shows the one the server uses; 0 stands for the
+// defaults the server works out when it starts (--max-conns,
+// --max-conns-per-ip, --loops).
+func newServeFlags(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: tickfan serve [flags]\n\nRuns the server until SIGTERM or SIGINT, then drains its clients.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	var cfg server.Config
-	fs.StringVar(&cfg.WSAddr, "ws-addr", ":8080", "WebSocket listen address (`host:port`)")
-	fs.StringVar(&cfg.WSPath, "ws-path", "/ws", "WebSocket path")
-	fs.StringVar(&cfg.TCPAddr, "tcp-addr", ":8081", "msgpack-over-TCP listen address (`host:port`)")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8082", "HTTP API, metrics and status page listen address (`host:port`)")
-	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve /debug/pprof/ on this `host:port` (use 127.0.0.1:port; default off)")
-	fs.IntVar(&cfg.MaxFrame, "max-frame", 1<<20, "largest inbound frame or message, in `bytes`")
-	fs.IntVar(&cfg.HistorySize, "history-size", 1000, "publications kept per topic for recovery and pull (`count`)")
-	fs.StringVar(&cfg.Conflate, "conflate", "ticker.*", "latest-value topic `patterns`, comma separated (- for none)")
-	fs.StringVar(&cfg.APIKey, "api-key", "", "`key` for POST /api/publish (Authorization: apikey <key>); empty turns HTTP publishing off")
-	fs.StringVar(&cfg.APIKeyFile, "api-key-file", "", "`file` whose first line is the API key (wins over --api-key)")
-	fs.StringVar(&cfg.JWTSecret, "jwt-secret", "", "HS256 `secret` of client tokens")
-	fs.StringVar(&cfg.JWTSecretFile, "jwt-secret-file", "", "`file` whose first line is the HS256 secret (wins over --jwt-secret)")
-	fs.StringVar(&cfg.JWTKeyFile, "jwt-key", "", "PEM public key `file` of client tokens: RSA for RS256, ECDSA P-256 for ES256")
-	fs.BoolVar(&cfg.RequireAuth, "require-auth", false, "refuse sub and pull of public topics to clients without a token (401)")
-	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", "", "Origin `values` a browser's WebSocket upgrade may carry, comma separated (others 403; default any)")
-	fs.StringVar(&cfg.AnonymousPub, "anonymous-pub", "", "topic `patterns` clients without a token may pub to, comma separated (default none)")
-	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 25*time.Second, "server ping `interval` (WebSocket ping frame; TCP {\"op\":\"ping\"})")
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "close (4001) a client silent this `long`")
-	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 10*time.Second, "close a WebSocket connection whose upgrade is unfinished after this `long`")
-	fs.DurationVar(&cfg.SlowTimeout, "slow-timeout", 30*time.Second, "close (4005) a client over its outbox high-water mark this `long`")
-	fs.IntVar(&cfg.OutboxBytes, "outbox-bytes", 1<<20, "per-connection outbox high-water mark in `bytes` (low-water: a quarter)")
-	fs.IntVar(&cfg.OutboxMsgs, "outbox-msgs", 4096, "per-connection outbox high-water mark in frames (`count`; low-water: a quarter)")
-	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM or SIGINT, how `long` clients get to leave after close 4007 before they are closed")
-	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "most open connections of every listener together (WebSocket, TCP, HTTP); past it a WebSocket or TCP client gets close 4006, an HTTP connection is closed at accept (`count`; 0 = the open-file limit less 256)")
-	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most open connections from one IP address (`count`; 0 = half of --max-conns; -1 = no limit, e.g. behind a proxy)")
-	fs.IntVar(&cfg.ConnRatePerIP, "conn-rate-per-ip", 1000, "most new connections per second from one IP address (`count`; -1 = no limit)")
-	fs.IntVar(&cfg.CmdRate, "cmd-rate", 100, "commands per second per connection before 429 (`count`; a second burst while refused closes with 4004)")
-	fs.IntVar(&cfg.PubRate, "pub-rate", 0, "pub commands per second per connection whose token's pub claim grants the topic (`count`; 0 = no limit; never counted in --cmd-rate)")
-	fs.IntVar(&cfg.MaxSubs, "max-subs", 1000, "most topics one connection may hold (`count`)")
-	fs.IntVar(&cfg.MaxBody, "max-body", 16<<20, "largest POST /api/publish body in `bytes` (413)")
-	fs.IntVar(&cfg.MaxBatch, "max-batch", 1000, "most publications in one /api/publish batch (`count`)")
-	fs.IntVar(&cfg.MaxTopics, "max-topics", 1_000_000, "most topics the node holds; a topic exists once published to (`count`; 429 past it)")
-	fs.IntVar(&cfg.AnonMaxFrame, "anon-max-frame", 64<<10, "largest inbound message of a connection that has not authenticated, in `bytes` (at most --max-frame)")
-	fs.DurationVar(&cfg.MessageTimeout, "message-timeout", 10*time.Second, "close (4004) a client that has not finished a message it started within this `long`")
-	fs.IntVar(&cfg.InboundBytes, "inbound-bytes", 256<<20, "unfinished inbound messages held for all connections together, in `bytes` (past it the connection closes)")
-	fs.StringVar(&cfg.AdminAddr, "admin-addr", "", "serve /metrics and the status page on this `host:port` instead of --http-addr (default: on --http-addr)")
-	fs.StringVar(&cfg.Engine, "engine", server.EngineGnet, "reactor `engine`: gnet (epoll), evio (epoll), std (net/http + gorilla/websocket, goroutines per connection)")
-	fs.IntVar(&cfg.Loops, "loops", 0, "event loops (`count`; 0 = one per CPU available)")
-	demo := fs.Bool("demo", false, "publish a demo market feed (book, ticker, trade, kline topics for BTCUSDT, ETHUSDT, SOLUSDT)")
-	demoTick := fs.Duration("demo-tick", 100*time.Millisecond, "demo feed step `interval`")
-	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	def := server.DefaultConfig()
+	f := &serveFlags{cfg: def} // the fields without a flag keep their defaults
+	cfg := &f.cfg
+	fs.StringVar(&cfg.WSAddr, "ws-addr", def.WSAddr, "WebSocket listen address (`host:port`)")
+	fs.StringVar(&cfg.WSPath, "ws-path", def.WSPath, "WebSocket path")
+	fs.StringVar(&cfg.TCPAddr, "tcp-addr", def.TCPAddr, "msgpack-over-TCP listen address (`host:port`)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", def.HTTPAddr, "HTTP API, metrics and status page listen address (`host:port`)")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", def.DebugAddr, "serve /debug/pprof/ on this `host:port` (use 127.0.0.1:port; default off)")
+	fs.IntVar(&cfg.MaxFrame, "max-frame", def.MaxFrame, "largest inbound frame or message, in `bytes`")
+	fs.IntVar(&cfg.HistorySize, "history-size", def.HistorySize, "publications kept per topic for recovery and pull (`count`)")
+	fs.StringVar(&cfg.Conflate, "conflate", def.Conflate, "latest-value topic `patterns`, comma separated (- for none)")
+	fs.StringVar(&cfg.APIKey, "api-key", def.APIKey, "`key` for POST /api/publish (Authorization: apikey <key>); empty turns HTTP publishing off")
+	fs.StringVar(&cfg.APIKeyFile, "api-key-file", def.APIKeyFile, "`file` whose first line is the API key (wins over --api-key)")
+	fs.StringVar(&cfg.JWTSecret, "jwt-secret", def.JWTSecret, "HS256 `secret` of client tokens")
+	fs.StringVar(&cfg.JWTSecretFile, "jwt-secret-file", def.JWTSecretFile, "`file` whose first line is the HS256 secret (wins over --jwt-secret)")
+	fs.StringVar(&cfg.JWTKeyFile, "jwt-key", def.JWTKeyFile, "PEM public key `file` of client tokens: RSA for RS256, ECDSA P-256 for ES256")
+	fs.BoolVar(&cfg.RequireAuth, "require-auth", def.RequireAuth, "refuse sub and pull of public topics to clients without a token (401)")
+	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", def.AllowedOrigins, "Origin `values` a browser's WebSocket upgrade may carry, comma separated (others 403; default any)")
+	fs.StringVar(&cfg.AnonymousPub, "anonymous-pub", def.AnonymousPub, "topic `patterns` clients without a token may pub to, comma separated (default none)")
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat", def.Heartbeat, "server ping `interval` (WebSocket ping frame; TCP {\"op\":\"ping\"})")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", def.IdleTimeout, "close (4001) a client silent this `long`")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", def.HandshakeTimeout, "close a WebSocket connection whose upgrade is unfinished after this `long`")
+	fs.DurationVar(&cfg.SlowTimeout, "slow-timeout", def.SlowTimeout, "close (4005) a client over its outbox high-water mark this `long`")
+	fs.IntVar(&cfg.OutboxBytes, "outbox-bytes", def.OutboxBytes, "per-connection outbox high-water mark in `bytes` (low-water: a quarter)")
+	fs.IntVar(&cfg.OutboxMsgs, "outbox-msgs", def.OutboxMsgs, "per-connection outbox high-water mark in frames (`count`; low-water: a quarter)")
+	fs.Int64Var(&cfg.QueueMemory, "queue-memory", def.QueueMemory, "`bytes` queued for all clients together (outboxes and engine write buffers); past it each client's high-water mark is its share, so the ones furthest behind lag first (-1 = no bound)")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", def.DrainTimeout, "on SIGTERM or SIGINT, how `long` clients get to leave after close 4007 before they are closed")
+	fs.IntVar(&cfg.MaxConns, "max-conns", def.MaxConns, "most open connections of every listener together (WebSocket, TCP, HTTP); past it a WebSocket or TCP client gets close 4006, an HTTP connection is closed at accept (`count`; 0 = the open-file limit less 256)")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", def.MaxConnsPerIP, "most open connections from one IP address (`count`; 0 = half of --max-conns; -1 = no limit, e.g. behind a proxy)")
+	fs.IntVar(&cfg.ConnRatePerIP, "conn-rate-per-ip", def.ConnRatePerIP, "most new connections per second from one IP address (`count`; -1 = no limit)")
+	fs.IntVar(&cfg.CmdRate, "cmd-rate", def.CmdRate, "commands per second per connection before 429 (`count`; a second burst while refused closes with 4004)")
+	fs.IntVar(&cfg.PubRate, "pub-rate", def.PubRate, "pub commands per second per connection whose token's pub claim grants the topic (`count`; 0 = no limit; never counted in --cmd-rate)")
+	fs.IntVar(&cfg.MaxSubs, "max-subs", def.MaxSubs, "most topics one connection may hold (`count`)")
+	fs.IntVar(&cfg.MaxBody, "max-body", def.MaxBody, "largest POST /api/publish body in `bytes` (413)")
+	fs.IntVar(&cfg.MaxBatch, "max-batch", def.MaxBatch, "most publications in one /api/publish batch (`count`)")
+	fs.IntVar(&cfg.MaxTopics, "max-topics", def.MaxTopics, "most topics the node holds; a topic exists once published to (`count`; 429 past it)")
+	fs.IntVar(&cfg.AnonMaxFrame, "anon-max-frame", def.AnonMaxFrame, "largest inbound message of a connection that has not authenticated, in `bytes` (at most --max-frame)")
+	fs.DurationVar(&cfg.MessageTimeout, "message-timeout", def.MessageTimeout, "close (4004) a client that has not finished a message it started within this `long`")
+	fs.IntVar(&cfg.InboundBytes, "inbound-bytes", def.InboundBytes, "unfinished inbound messages held for all connections together, in `bytes` (past it the connection closes)")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", def.AdminAddr, "serve /metrics and the status page on this `host:port` instead of --http-addr (default: on --http-addr)")
+	fs.StringVar(&cfg.Engine, "engine", def.Engine, "reactor `engine`: gnet (epoll), evio (epoll), std (net/http + gorilla/websocket, goroutines per connection)")
+	fs.IntVar(&cfg.Loops, "loops", def.Loops, "event loops (`count`; 0 = one per CPU available)")
+	fs.BoolVar(&f.demo, "demo", false, "publish a demo market feed (book, ticker, trade, kline topics for BTCUSDT, ETHUSDT, SOLUSDT)")
+	fs.DurationVar(&f.demoTick, "demo-tick", 100*time.Millisecond, "demo feed step `interval`")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	return fs, f
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs, f := newServeFlags(stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return badUsage("unexpected arguments %q (flags only; see tickfan serve -h)", fs.Args())
 	}
-	if err := checkServeFlags(cfg, *demoTick); err != nil {
+	cfg := f.cfg
+	if err := checkServeFlags(cfg, f.demoTick); err != nil {
 		return usageError{err}
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return badUsage("--log-level %q: want debug, info, warn or error", *logLevel)
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return badUsage("--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
@@ -91,10 +114,10 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *demo {
+	if f.demo {
 		go func() {
 			cfg.Logger.Info("demo feed on", "topics", "book.*, ticker.*, trade.*, kline.1m.* for BTCUSDT ETHUSDT SOLUSDT")
-			if err := demofeed.Run(ctx, demofeed.Config{Tick: *demoTick}, srv.Publish); err != nil {
+			if err := demofeed.Run(ctx, demofeed.Config{Tick: f.demoTick}, srv.Publish); err != nil {
 				cfg.Logger.Error("demo feed stopped", "err", err)
 			}
 		}()
