@@ -132,9 +132,6 @@ func secretFile(flag, name string) (string, error) {
 // Enqueue implements topic.Sink: it hands p to the loop's inbox.
 func (s *Server) Enqueue(loop int, p *topic.Publication) { s.loops[loop].Enqueue(p) }
 
-// Engine returns the topic engine.
-func (s *Server) Engine() *topic.Engine { return s.engine }
-
 // Start binds every listener and starts serving. It returns once the
 // listeners are bound, or with the error that prevented it.
 func (s *Server) Start() error {
