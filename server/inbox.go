@@ -49,8 +49,7 @@ const keptQueueCap = 4096
 // not queue more. The topic is marked instead, and at its next turn the
 // loop continues each of its subscribers of the topic from history, as
 // after a gap: what the history still holds is delivered, and a subscriber
-// further behind gets reset and the snapshot. Latency so stays within what
-// the history holds, and the inbox's memory within its bound.
+// further behind gets reset and the snapshot (see deliverPending).
 func (l *loop) Enqueue(p *topic.Publication) {
 	l.mu.Lock()
 	if !l.inbox.push(p) {
@@ -138,5 +137,96 @@ func (l *loop) RunPending() {
 	l.mu.Unlock()
 	if due {
 		l.turn()
+	}
+}
+
+// deliverPending delivers the publications taken from the inbox, after
+// those an earlier turn left, and reports how many deliveries it queued
+// and whether publications are left for another turn. A turn visits at
+// most turnVisits subscribers, so that the engine reads its sockets (a
+// producer's publications among them) between turns however far behind
+// the fan-out is.
+//
+// When it is behind, it decides rather than queues: publications pending
+// beyond the inbox's bound, and any older than the topic's history holds
+// (its newest taken seq less --history-size), are passed over, and the
+// topic's subscribers continue from history at the end of the turn (reset
+// and the snapshot when history no longer holds where they are). Latency
+// so stays within what the history holds, and memory within the bound.
+func (l *loop) deliverPending(batch []*topic.Publication) (n uint64, more bool) {
+	for _, p := range batch {
+		if lt := l.topics[p.Topic]; lt != nil && (p.Epoch != lt.epoch || p.Seq > lt.newest) {
+			lt.epoch, lt.newest = p.Epoch, p.Seq
+		}
+	}
+	switch {
+	case l.pendingAt == len(l.pending):
+		l.inbox.recycle(l.pending)
+		l.pending, l.pendingAt = batch, 0
+	case len(batch) > 0:
+		k := copy(l.pending, l.pending[l.pendingAt:])
+		clear(l.pending[k:])
+		l.pending, l.pendingAt = append(l.pending[:k], batch...), 0
+		l.inbox.recycle(batch)
+	}
+	if over := len(l.pending) - l.pendingAt - l.inbox.max; over > 0 {
+		for _, p := range l.pending[l.pendingAt : l.pendingAt+over] {
+			l.markBehind(p.Topic)
+		}
+		clear(l.pending[l.pendingAt : l.pendingAt+over])
+		l.pendingAt += over
+		l.skipped += uint64(over)
+	}
+	hist := uint64(l.srv.cfg.HistorySize)
+	visits, budget := 0, max(l.turnVisits, 256*int(l.open.Load()))
+	for l.pendingAt < len(l.pending) && visits < budget {
+		p := l.pending[l.pendingAt]
+		l.pending[l.pendingAt] = nil
+		l.pendingAt++
+		lt := l.topics[p.Topic]
+		switch {
+		case lt == nil:
+		case p.Epoch == lt.epoch && lt.newest-p.Seq >= hist:
+			l.markBehind(p.Topic) // gone from history already: do not send it late
+			l.skipped++
+		default:
+			l.cur, l.curFrames = p, [len(l.curFrames)][]byte{}
+			for _, s := range lt.subs {
+				if s.c.deliver(s, p) {
+					n++
+				}
+			}
+			visits += len(lt.subs)
+		}
+	}
+	l.cur, l.curFrames = nil, [len(l.curFrames)][]byte{}
+	if l.pendingAt < len(l.pending) {
+		return n, true
+	}
+	l.inbox.recycle(l.pending)
+	l.pending, l.pendingAt = nil, 0
+	return n, false
+}
+
+// turnVisits is the least number of subscribers a turn visits before it
+// leaves the rest of its publications for the next (at least 256 per open
+// connection, so that each write carries a few hundred frames).
+const turnVisits = 1 << 18
+
+func (l *loop) markBehind(name string) {
+	if l.behind == nil {
+		l.behind = make(map[string]struct{})
+	}
+	l.behind[name] = struct{}{}
+}
+
+// again schedules another turn for what this one left. Loop goroutine.
+func (l *loop) again() {
+	l.mu.Lock()
+	wake := !l.scheduled
+	l.scheduled = true
+	l.mu.Unlock()
+	if wake && l.wake != nil {
+		l.wake()
 	}
 }

@@ -48,8 +48,19 @@ type loop struct {
 	cur       *topic.Publication
 	curFrames [codec.TCPMsgpack + 1][]byte // cur's frames, resolved once per loop
 	cmd       codec.Command                // decode scratch, reused for every command
-	conflated uint64                       // replacements this turn
-	mk        marks                        // the outbox marks, refreshed each turn
+	// pending are the publications taken from the inbox and not yet
+	// delivered, from pendingAt on (a turn delivers a bounded share);
+	// behind are the topics whose subscribers continue from history at
+	// the end of the turn, skipped the publications passed over for them.
+	pending   []*topic.Publication
+	pendingAt int
+	behind    map[string]struct{}
+	skipped   uint64
+	// turnVisits bounds a turn's fan-out (the const turnVisits; tests
+	// set less).
+	turnVisits int
+	conflated  uint64 // replacements this turn
+	mk         marks  // the outbox marks, refreshed each turn
 	// queued is the bytes in the outboxes of the loop's connections, held
 	// what the engine held for their sockets at the last poll (every
 	// connection the engine holds bytes for is on the poll list);
@@ -67,14 +78,18 @@ type loopStats struct {
 	conflated  atomic.Uint64
 }
 
-// loopTopic is the loop's list of subscribers of one topic.
+// loopTopic is the loop's list of subscribers of one topic, and the
+// newest publication of it the loop has taken from its inbox.
 type loopTopic struct {
-	subs []*subscription
+	subs   []*subscription
+	epoch  string
+	newest uint64
 }
 
 func newLoop(id int, srv *Server) *loop {
 	l := &loop{id: id, srv: srv, topics: make(map[string]*loopTopic)}
 	l.inbox.max = inboxBound(srv.cfg.HistorySize)
+	l.turnVisits = turnVisits
 	l.refreshMarks()
 	l.pollTimer.Init(l.pollFired)
 	return l
@@ -109,31 +124,29 @@ func (l *loop) turn() {
 		}
 	}
 
-	var n uint64
-	for _, p := range batch {
-		if lt := l.topics[p.Topic]; lt != nil {
-			l.cur, l.curFrames = p, [len(l.curFrames)][]byte{}
-			for _, s := range lt.subs {
-				if s.c.deliver(s, p) {
-					n++
-				}
-			}
-		}
+	for name := range overflow {
+		l.markBehind(name)
 	}
-	l.cur, l.curFrames = nil, [len(l.curFrames)][]byte{}
-	l.inbox.recycle(batch)
-	if overflow != nil {
+	n, more := l.deliverPending(batch)
+	if overflowed += l.skipped; overflowed > 0 {
 		l.srv.metrics.inboxOverflows.Add(float64(overflowed))
-		for name := range overflow {
-			l.catchUp(name)
-		}
+		l.skipped = 0
 	}
+	for name := range l.behind {
+		l.catchUp(name)
+	}
+	clear(l.behind)
 	l.stats.deliveries.Add(n)
 	l.flush()
+	if more {
+		l.again()
+	}
 }
 
 // catchUp continues every live subscriber of a topic from history, as
-// after a gap: publications of the topic were refused by the full inbox.
+// after a gap: publications of the topic were refused by the full inbox,
+// or skipped as older than its history holds. Publications of it still
+// pending are then skipped as already sent (conn.deliver).
 func (l *loop) catchUp(name string) {
 	lt := l.topics[name]
 	if lt == nil {

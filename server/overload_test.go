@@ -187,3 +187,77 @@ func metricValue(t *testing.T, srv *Server, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestTurnIsBounded has a loop take 60 publications for 20 subscribers
+// with room for 100 visits a turn: the turn leaves the rest, asks for
+// another turn (so the engine reads its sockets in between), and the
+// following turns deliver the rest in order.
+func TestTurnIsBounded(t *testing.T) {
+	srv, l := testServer(t, Config{HistorySize: 1000})
+	wakes := 0
+	l.SetWake(func() { wakes++ })
+	l.turnVisits = 100
+	var socks []*socket
+	for range 20 {
+		s := &socket{}
+		socks = append(socks, s)
+		subscribe(t, l, s, "book.X")
+	}
+	// Subscribers of a loop with 20 connections get at least 256 visits
+	// each a turn: take more than that.
+	l.turnVisits = 0
+	for range 600 {
+		if _, err := srv.engine.Publish("book.X", []byte(`1`), false, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.turn()
+	if got, _ := seqs(t, socks[0], "book.X"); len(got) == 0 || len(got) >= 600 {
+		t.Fatalf("one turn delivered %d of 600 publications to each of 20 subscribers, want a bounded share", len(got))
+	}
+	if wakes == 0 {
+		t.Fatal("a turn that left publications asked for no other turn")
+	}
+	for i := 0; i < 100 && l.pendingAt < len(l.pending); i++ {
+		l.turn()
+	}
+	for _, s := range socks {
+		got, reset := seqs(t, s, "book.X")
+		if reset {
+			t.Fatal("reset within history")
+		}
+		contiguous(t, got, 1, 600)
+	}
+}
+
+// TestSkipOlderThanHistory gives a loop more publications of a topic than
+// its history holds in one turn: those the history no longer holds are not
+// sent late; the subscriber gets reset, then live data, contiguous.
+func TestSkipOlderThanHistory(t *testing.T) {
+	srv, l := testServer(t, Config{HistorySize: 50})
+	sock := &socket{}
+	subscribe(t, l, sock, "book.X")
+	for range 300 {
+		if _, err := srv.engine.Publish("book.X", []byte(`1`), false, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.turn()
+	for range 5 {
+		if _, err := srv.engine.Publish("book.X", []byte(`2`), false, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.turn()
+	got, reset := seqs(t, sock, "book.X")
+	if !reset {
+		t.Fatal("no reset for publications older than the history")
+	}
+	contiguous(t, got, 301, 305)
+	if n := len(sock.messages(t)); n > 20 {
+		t.Fatalf("%d messages sent; the 250 publications beyond the history must not be", n)
+	}
+	if got := metricValue(t, srv, "tickfan_inbox_overflows_total"); got != 250 {
+		t.Fatalf("tickfan_inbox_overflows_total %v, want 250", got)
+	}
+}
