@@ -151,7 +151,7 @@ func (c *conn) push(frame []byte) { c.queue(frame, nil, 0) }
 // queue appends a whole frame to the outbox; sub and seq are set for a
 // publication's frame.
 func (c *conn) queue(frame []byte, s *subscription, seq uint64) {
-	i := c.out.push(outFrame{b: frame, sub: s, seq: seq}, &c.l.queued)
+	i := c.out.push(outFrame{b: frame, sub: s, seq: seq}, c.l)
 	if s != nil && s.conflate {
 		s.pending = i
 	}
@@ -199,7 +199,7 @@ func (c *conn) closed() {
 		c.l.srv.ipLimits.release(c.ip)
 	}
 	c.l.srv.wheel.Stop(&c.timer)
-	c.out.reset(&c.l.queued)
+	c.out.reset(c.l)
 	for len(c.subs) > 0 {
 		c.dropSub(c.subs[len(c.subs)-1])
 	}

@@ -56,6 +56,12 @@ type loop struct {
 	pendingAt int
 	behind    map[string]struct{}
 	skipped   uint64
+	// spareFrames are outbox arrays given back by the writes, for the
+	// next turn's (outbox.reset, largerFrames, trimSpares); sparesTaken
+	// counts this turn's takings.
+	spareFrames [][]outFrame
+	sparesTaken int
+	sparesIdle  int // turns in a row that took no spare
 	// turnVisits bounds a turn's fan-out (the const turnVisits; tests
 	// set less).
 	turnVisits int
@@ -138,6 +144,7 @@ func (l *loop) turn() {
 	clear(l.behind)
 	l.stats.deliveries.Add(n)
 	l.flush()
+	l.trimSpares()
 	if more {
 		l.again()
 	}

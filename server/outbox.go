@@ -28,7 +28,11 @@ type outbox struct {
 	bytes  int
 }
 
-func (o *outbox) push(f outFrame, total *int64) int {
+func (o *outbox) push(f outFrame, l *loop) int {
+	if len(o.frames) == cap(o.frames) && len(l.spareFrames) > 0 {
+		o.frames = l.largerFrames(o.frames)
+	}
+	total := &l.queued
 	o.frames = append(o.frames, f)
 	o.bytes += len(f.b)
 	*total += int64(len(f.b))
@@ -66,16 +70,59 @@ func (o *outbox) drop(gone func(*subscription) bool, total *int64) {
 func isPaused(s *subscription) bool { return s.paused }
 
 // reset empties the outbox (its frames were written, or the connection
-// closed), giving back a large backing array.
-func (o *outbox) reset(total *int64) {
+// closed), giving a large backing array to the loop's spares.
+func (o *outbox) reset(l *loop) {
 	clear(o.frames)
-	if cap(o.frames) > keptOutboxCap {
+	if c := cap(o.frames); c > keptOutboxCap {
+		if c <= maxSpareCap {
+			l.spareFrames = append(l.spareFrames, o.frames[:0])
+		}
 		o.frames = nil
 	} else {
 		o.frames = o.frames[:0]
 	}
-	*total -= int64(o.bytes)
+	l.queued -= int64(o.bytes)
 	o.bytes = 0
+}
+
+// maxSpareCap is the largest outbox array kept as a spare (160 KiB): a
+// catch-up's larger one goes.
+const maxSpareCap = 4096
+
+// largerFrames returns an array for an outbox outgrowing frames, with its
+// frames: a spare of the loop's when one is larger, else nil (append
+// grows it). Every connection of a busy loop outgrows its small array in
+// each turn and gives the larger one back at the write: the spares save
+// allocating (and collecting) them again, turn after turn.
+func (l *loop) largerFrames(frames []outFrame) []outFrame {
+	n := len(l.spareFrames)
+	if n == 0 || cap(l.spareFrames[n-1]) <= len(frames) {
+		return frames
+	}
+	a := l.spareFrames[n-1]
+	l.spareFrames[n-1] = nil
+	l.spareFrames = l.spareFrames[:n-1]
+	l.sparesTaken++
+	a = append(a, frames...)
+	clear(frames)
+	return a
+}
+
+// trimSpares gives the spare arrays back to the runtime after two turns in
+// a row that took none: a quiet loop keeps no memory for bursts gone by
+// (heartbeats and deadlines run turns on every loop). Loop goroutine only.
+func (l *loop) trimSpares() {
+	switch {
+	case l.sparesTaken > 0:
+		l.sparesIdle = 0
+	case len(l.spareFrames) == 0:
+	case l.sparesIdle < 1:
+		l.sparesIdle++
+	default:
+		clear(l.spareFrames)
+		l.spareFrames, l.sparesIdle = nil, 0
+	}
+	l.sparesTaken = 0
 }
 
 // over reports whether the outbox, with held bytes in the engine, is past
@@ -152,7 +199,7 @@ const coalesceMax = 256 << 10
 func (c *conn) flush() int {
 	c.dirty = false
 	if c.state == stClosed {
-		c.out.reset(&c.l.queued)
+		c.out.reset(c.l)
 		return 0
 	}
 	if buffered := c.t.OutboundBuffered(); buffered > 0 && !c.closing {
@@ -219,7 +266,7 @@ func (c *conn) writeOut() int {
 		}
 	}
 	if err == nil && c.state != stClosed { // else the reactor closed the connection
-		c.out.reset(&c.l.queued)
+		c.out.reset(c.l)
 		c.pongQueued = false
 	}
 	return total
