@@ -28,17 +28,17 @@ func startServer(t *testing.T) *server.Server {
 		Heartbeat: time.Minute, IdleTimeout: 5 * time.Minute, DrainTimeout: waitFor,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
+	if err == nil {
+		err = srv.Start()
 	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("server.Start: %v", err)
+	if err != nil {
+		t.Fatalf("start the server: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*waitFor)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("server.Shutdown: %v", err)
+			t.Errorf("shut the server down: %v", err)
 		}
 	})
 	return srv
