@@ -44,30 +44,33 @@ type Conn struct {
 const readChunk = 64 << 10
 
 // NewConn wraps a connection that is already open and, over WebSocket,
-// past its handshake (see DialNet).
+// past its handshake (see DialNet). The Conn owns nc from then on.
 func NewConn(nc net.Conn, p Proto) *Conn {
 	return &Conn{nc: nc, proto: p, mp: p.Msgpack()}
 }
 
-// Proto is the connection's transport.
+// Proto is the connection's transport. Any goroutine may call it.
 func (c *Conn) Proto() Proto { return c.proto }
 
-// NetConn is the underlying connection, for socket options.
+// NetConn is the underlying connection, for socket options. Any goroutine
+// may call it; reading or writing it directly bypasses Conn.
 func (c *Conn) NetConn() net.Conn { return c.nc }
 
 // Subscribe sends sub with request id; since (may be nil) holds, per
-// topic, the last publication the caller has of it.
+// topic, the last publication the caller has of it. Any goroutine may
+// call it.
 func (c *Conn) Subscribe(id uint64, topics []string, since map[string]Position) error {
 	return c.send(func(b []byte) []byte { return c.proto.AppendSub(b, id, topics, since) })
 }
 
-// Unsubscribe sends unsub with request id.
+// Unsubscribe sends unsub with request id. Any goroutine may call it.
 func (c *Conn) Unsubscribe(id uint64, topics []string) error {
 	return c.send(func(b []byte) []byte { return c.proto.AppendUnsub(b, id, topics) })
 }
 
 // Publish sends pub with request id. data is one value in the
-// connection's encoding: JSON for ws-json, msgpack otherwise.
+// connection's encoding: JSON for ws-json, msgpack otherwise. Any
+// goroutine may call it.
 func (c *Conn) Publish(id uint64, topic string, data []byte, snap bool) error {
 	if c.mp && !codec.ValidMsgpack(data) || !c.mp && !json.Valid(data) {
 		return fmt.Errorf("publish %s: the data is not one %s value", topic, map[bool]string{true: "msgpack", false: "JSON"}[c.mp])
@@ -75,25 +78,27 @@ func (c *Conn) Publish(id uint64, topic string, data []byte, snap bool) error {
 	return c.send(func(b []byte) []byte { return c.proto.AppendPub(b, id, topic, data, snap) })
 }
 
-// Ping sends the ping command with request id; it is answered {}.
+// Ping sends the ping command with request id; it is answered {}. Any
+// goroutine may call it.
 func (c *Conn) Ping(id uint64) error {
 	return c.send(func(b []byte) []byte { return c.proto.AppendPing(b, id) })
 }
 
-// Auth sends auth with request id and a JWT.
+// Auth sends auth with request id and a JWT. Any goroutine may call it.
 func (c *Conn) Auth(id uint64, token string) error {
 	return c.send(func(b []byte) []byte { return c.proto.AppendAuth(b, id, token) })
 }
 
 // Keepalive sends {"op":"ping"} without id, an answer to a TCP heartbeat
-// (a KindPing message) that wants no reply of its own.
+// (a KindPing message) that wants no reply of its own. Any goroutine may
+// call it.
 func (c *Conn) Keepalive() error {
 	return c.send(c.proto.AppendKeepalive)
 }
 
 // Write sends b, whole commands already framed for the connection's Proto
 // (see the Proto.Append functions): a producer that builds its own frames
-// sends many in one write.
+// sends many in one write. Any goroutine may call it.
 func (c *Conn) Write(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -109,17 +114,21 @@ func (c *Conn) send(appendFrame func([]byte) []byte) error {
 	return err
 }
 
-// SetDeadline sets the read and write deadlines of the connection.
+// SetDeadline sets the read and write deadlines of the connection. Any
+// goroutine may call it.
 func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
 
 // SetReadDeadline sets the deadline of Next; a Next that times out may be
-// called again, and goes on where it stopped.
+// called again, and goes on where it stopped. Any goroutine may call it
+// (to stop a reader).
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the deadline of the sends.
+// SetWriteDeadline sets the deadline of the sends. Any goroutine may
+// call it.
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
 
-// Close closes the connection at once (no closing handshake).
+// Close closes the connection at once (no closing handshake); a Next
+// blocked in another goroutine returns an error. Any goroutine may call it.
 func (c *Conn) Close() error { return c.nc.Close() }
 
 // CloseError is the WebSocket close frame of the server (RFC 6455 5.5.1),

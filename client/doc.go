@@ -14,6 +14,10 @@
 // path of publications), Decode (everything else) and the Proto.Append
 // functions that frame commands.
 //
+// The functions and Proto methods work on byte slices only: they do no
+// I/O and are safe for concurrent use. Each Conn method says which
+// goroutine may call it.
+//
 // client must not be imported by the server: it is the other side of the
 // wire, so it parses frames itself (server frames are unmasked, client
 // frames masked) rather than share the server's reader, and a bug on one
