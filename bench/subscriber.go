@@ -29,7 +29,6 @@ type pool struct {
 	gnet.BuiltinEventEngine
 
 	proto   Proto
-	mp      bool // proto carries msgpack
 	dialCfg client.Config
 	clock   *clock
 	cli     *gnet.Client
@@ -108,7 +107,7 @@ func (l gnetLogger) Fatalf(f string, a ...any) {
 // newPool starts a gnet client with loops event loops (0: one per CPU this
 // process may run on).
 func newPool(cfg *Config, proto Proto, clk *clock) (*pool, error) {
-	p := &pool{proto: proto, mp: proto.Msgpack(), dialCfg: cfg.dialConfig(proto, 0), clock: clk}
+	p := &pool{proto: proto, dialCfg: cfg.dialConfig(proto, 0), clock: clk}
 	p.winStart.Store(math64Max)
 	p.winEnd.Store(math64Max)
 	for range shardCount {
@@ -396,7 +395,8 @@ var errServerClosed = errors.New("server closed the connection")
 // bytes they took, what to send back (pongs), and how many in-order
 // deliveries they held. It runs under sc.sh.mu.
 func (sc *subConn) consume(b []byte, now, winStart, winEnd int64) (n int, out []byte, delivered int64, err error) {
-	proto, mp := sc.p.proto, sc.p.mp
+	proto := sc.p.proto
+	mp := proto.Msgpack()
 	for {
 		fr, size, err := proto.ParseFrame(b[n:])
 		if err != nil || size == 0 {
@@ -465,7 +465,7 @@ func (sc *subConn) publication(topic []byte, seq uint64, due, now, ws, we int64)
 // whether to answer a TCP heartbeat (any message is life) and whether the
 // server is closing.
 func (sc *subConn) control(body []byte) (keepalive, closing bool, err error) {
-	m, err := client.Decode(body, sc.p.mp)
+	m, err := client.Decode(body, sc.p.proto.Msgpack())
 	if err != nil {
 		return false, false, err
 	}
