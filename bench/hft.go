@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/tickfan/tickfan/client"
 )
 
 // The latency hft aims for, publish to receive.
@@ -107,32 +108,27 @@ func loopbackRTT(ctx context.Context, n int) (*hdrhistogram.Histogram, error) {
 // serverPingRTT times n ping commands to the server over TCP msgpack, one
 // at a time. The server's --cmd-rate must allow them.
 func serverPingRTT(ctx context.Context, addr string, n int) (*hdrhistogram.Histogram, error) {
-	nd := net.Dialer{Timeout: dialTimeout}
-	c, err := nd.DialContext(ctx, "tcp", addr)
+	c, err := client.Dial(ctx, client.Config{Proto: client.TCP, Addr: addr, DialTimeout: dialTimeout})
 	if err != nil {
-		return nil, dialError("tcp", addr, err)
+		return nil, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReader(c)
 	h := newHistogram()
 	const warm = 100
+	var cmd []byte
 	for i := 0; i < n+warm && ctx.Err() == nil; i++ {
-		cmd := appendTCPFrame(nil, encodeCommand(ProtoTCP, map[string]any{"op": "ping", "id": i + 1}))
+		cmd = client.TCP.AppendPing(cmd[:0], uint64(i+1)) // encoded before the clock starts
 		t := time.Now()
-		if _, err := c.Write(cmd); err != nil {
+		if err := c.Write(cmd); err != nil {
 			return nil, err
 		}
-		var m control
+		var m client.Message
 		for {
-			body, err := readTCPFrame(br)
-			if err != nil {
+			if m, err = c.Next(); err != nil {
 				return nil, err
 			}
-			if m, err = decodeControl(body, true); err != nil {
-				return nil, err
-			}
-			if m.Op != "ping" { // else a heartbeat crossed our ping
+			if m.Kind != client.KindPing { // else a heartbeat crossed our ping
 				break
 			}
 		}

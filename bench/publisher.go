@@ -1,18 +1,16 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/tickfan/tickfan/client"
 )
 
 // publisher publishes open loop over TCP msgpack connections with the pub
@@ -43,8 +41,7 @@ type publisher struct {
 }
 
 type pubConn struct {
-	c    net.Conn
-	wmu  sync.Mutex // the reply reader answers heartbeats too
+	c    *client.Conn // written by run and by the reply reader (heartbeats)
 	buf  []byte
 	done chan struct{}
 }
@@ -63,40 +60,33 @@ func newPublisher(ctx context.Context, cfg *Config, clk *clock, topics []string,
 		p.prefix = append(p.prefix, pubPrefix(t))
 	}
 	for range max(conns, 1) {
-		nd := net.Dialer{Timeout: dialTimeout}
-		c, err := nd.DialContext(ctx, "tcp", cfg.TCPAddr)
+		c, err := client.Dial(ctx, cfg.dialConfig(ProtoTCP, 0))
 		if err != nil {
 			p.close()
-			return nil, dialError("tcp", cfg.TCPAddr, err)
+			return nil, err
 		}
 		pc := &pubConn{c: c, done: make(chan struct{})}
 		p.conns = append(p.conns, pc)
-		br := bufio.NewReaderSize(c, 64<<10)
 		if cfg.Token != "" {
-			if err := authenticate(c, br, cfg.Token); err != nil {
+			if err := authenticate(c, cfg.Token); err != nil {
 				close(pc.done) // no reader runs
 				p.close()
 				return nil, err
 			}
 		}
-		go p.readReplies(pc, br)
+		go p.readReplies(pc)
 	}
 	return p, nil
 }
 
 // authenticate sends auth and waits for its answer.
-func authenticate(c net.Conn, br *bufio.Reader, token string) error {
+func authenticate(c *client.Conn, token string) error {
 	_ = c.SetDeadline(time.Now().Add(dialTimeout))
 	defer c.SetDeadline(time.Time{})
-	cmd := encodeCommand(ProtoTCP, map[string]any{"op": "auth", "id": 0, "token": token})
-	if _, err := c.Write(appendTCPFrame(nil, cmd)); err != nil {
+	if err := c.Auth(0, token); err != nil {
 		return fmt.Errorf("publisher auth: %w", err)
 	}
-	body, err := readTCPFrame(br)
-	if err != nil {
-		return fmt.Errorf("publisher auth: %w", err)
-	}
-	m, err := decodeControl(body, true)
+	m, err := c.Next()
 	if err != nil {
 		return fmt.Errorf("publisher auth: %w", err)
 	}
@@ -106,47 +96,23 @@ func authenticate(c net.Conn, br *bufio.Reader, token string) error {
 	return nil
 }
 
-func readTCPFrame(br *bufio.Reader) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(br, hdr[:]); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n == 0 || n > 1<<30 {
-		return nil, fmt.Errorf("bad frame length %d", n)
-	}
-	body := make([]byte, n)
-	_, err := io.ReadFull(br, body)
-	return body, err
-}
-
-// pubReply is the answer to pub: {"id":N,"res":{"e":..,"s":..}} or an err.
-type pubReply struct {
-	ID  uint64      `msgpack:"id"`
-	Op  string      `msgpack:"op"`
-	Res *Position   `msgpack:"res"`
-	Err *replyError `msgpack:"err"`
-}
-
-func (p *publisher) readReplies(pc *pubConn, br *bufio.Reader) {
+func (p *publisher) readReplies(pc *pubConn) {
 	defer close(pc.done)
-	var m pubReply
 	for {
-		body, err := readTCPFrame(br)
+		body, err := pc.c.NextBody()
 		if err != nil {
 			return
 		}
-		m = pubReply{}
-		if err := msgpack.Unmarshal(body, &m); err != nil {
-			p.noteErr(fmt.Sprintf("undecodable reply %q: %v", clip(body), err))
+		m, err := client.Decode(body, true)
+		if err != nil {
+			p.noteErr(err.Error())
 			continue
 		}
+		var pos client.Position
 		switch {
-		case m.Op == "ping":
-			pc.wmu.Lock()
-			_, _ = pc.c.Write(appendTCPFrame(nil, pingCommand))
-			pc.wmu.Unlock()
-		case m.Op == "close":
+		case m.Kind == client.KindPing:
+			_ = pc.c.Keepalive()
+		case m.Kind == client.KindClose:
 			p.noteErr("the server closed the publisher connection")
 			return
 		case m.Err != nil:
@@ -155,12 +121,12 @@ func (p *publisher) readReplies(pc *pubConn, br *bufio.Reader) {
 				p.tooMany.Add(1)
 			}
 			p.noteErr(m.Err.Error())
-		case m.Res != nil && m.ID > 0:
+		case m.ID > 0 && m.DecodeRes(&pos) == nil:
 			p.acked.Add(1)
 			ls := &p.lastSeq[(m.ID-1)%uint64(len(p.topics))]
 			for {
 				old := ls.Load()
-				if m.Res.S <= old || ls.CompareAndSwap(old, m.Res.S) {
+				if pos.S <= old || ls.CompareAndSwap(old, pos.S) {
 					break
 				}
 			}
@@ -209,10 +175,8 @@ func (p *publisher) run(ctx context.Context, rate float64, start, stop, winStart
 			if len(pc.buf) == 0 {
 				continue
 			}
-			pc.wmu.Lock()
 			_ = pc.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			_, err := pc.c.Write(pc.buf)
-			pc.wmu.Unlock()
+			err := pc.c.Write(pc.buf)
 			pc.buf = pc.buf[:0]
 			if err != nil {
 				return fmt.Errorf("publish: %w", err)
@@ -279,7 +243,7 @@ func (p *publisher) refusedError(rate float64) error {
 func (p *publisher) close() {
 	p.pacer.close()
 	for _, pc := range p.conns {
-		if tc, ok := pc.c.(*net.TCPConn); ok {
+		if tc, ok := pc.c.NetConn().(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
 		pc.c.Close()

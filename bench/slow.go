@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tickfan/tickfan/client"
 )
 
 // slowRcvBuf is a stalled client's socket receive buffer, set before it
@@ -22,9 +24,7 @@ const slowRcvBuf = 128 << 10
 // reading altogether: a plain blocking socket that nobody reads keeps the
 // kernel's buffers full, which is what the server sees of a stalled client.
 type slowConn struct {
-	proto  Proto
-	c      net.Conn
-	buf    []byte // read but not yet parsed
+	c      *client.Conn
 	stop   atomic.Bool
 	done   chan struct{}
 	lags   int64
@@ -33,77 +33,52 @@ type slowConn struct {
 }
 
 func dialSlow(ctx context.Context, c *Config, topics []string) (*slowConn, error) {
-	nc, err := dialServer(ctx, c.Proto, c.WSURL, c.TCPAddr, slowRcvBuf)
+	conn, err := client.Dial(ctx, c.dialConfig(c.Proto, slowRcvBuf))
 	if err != nil {
 		return nil, err
 	}
-	_ = nc.SetWriteDeadline(time.Now().Add(dialTimeout))
-	if _, err := nc.Write(subCommand(c.Proto, 1, topics, nil)); err != nil {
-		nc.Close()
+	_ = conn.SetWriteDeadline(time.Now().Add(dialTimeout))
+	if err := conn.Subscribe(1, topics, nil); err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("slow client sub: %w", err)
 	}
-	sc := &slowConn{proto: c.Proto, c: nc, done: make(chan struct{})}
+	sc := &slowConn{c: conn, done: make(chan struct{})}
 	go sc.read(time.Time{}, false)
 	return sc, nil
 }
 
 // read reads and parses until stopped, until deadline (if set), or, when
-// untilLag, until a lag, reset or close is seen. What it read of a frame
-// stays in buf for the next call.
+// untilLag, until a lag, reset or close is seen and what was read with it
+// is parsed. What it read of a frame stays in the connection for the next
+// call.
 func (sc *slowConn) read(deadline time.Time, untilLag bool) {
 	defer close(sc.done)
-	chunk := make([]byte, 64<<10)
 	_ = sc.c.SetReadDeadline(deadline)
+	mp := sc.c.Proto().Msgpack()
+	seen := false
 	for !sc.stop.Load() {
-		n, err := sc.c.Read(chunk)
-		sc.buf = append(sc.buf, chunk[:n]...)
-		seen := sc.parse()
-		if err != nil || (untilLag && seen) {
+		if untilLag && seen && !sc.c.Buffered() {
 			return
 		}
-	}
-}
-
-// parse consumes the whole frames in buf and reports whether one was a
-// lag, reset or close.
-func (sc *slowConn) parse() (seen bool) {
-	mp := sc.proto.msgpack()
-	off := 0
-	defer func() { sc.buf = append(sc.buf[:0], sc.buf[off:]...) }()
-	for {
-		var body []byte
-		var n int
-		var err error
-		if sc.proto.ws() {
-			var fr serverFrame
-			fr, n, err = parseServerFrame(sc.buf[off:])
-			body = fr.payload
-			if err == nil && n > 0 && fr.op != opText && fr.op != opBinary {
-				off += n
-				continue
-			}
-		} else {
-			body, n, err = parseTCPFrame(sc.buf[off:])
+		body, err := sc.c.NextBody()
+		if err != nil {
+			return
 		}
-		if err != nil || n == 0 {
-			return seen
-		}
-		off += n
-		if _, ok := scanPublication(body, mp); ok {
+		if _, ok := client.ScanPublication(body, mp); ok {
 			continue
 		}
-		m, err := decodeControl(body, mp)
+		m, err := client.Decode(body, mp)
 		if err != nil {
 			continue
 		}
-		switch m.Op {
-		case "lag":
+		switch m.Kind {
+		case client.KindLag:
 			sc.lags++
 			seen = true
-		case "reset":
+		case client.KindReset:
 			sc.resets++
 			seen = true
-		case "close":
+		case client.KindClose:
 			sc.closes++
 			seen = true
 		}
@@ -137,7 +112,7 @@ func runSlow(ctx context.Context, c *Config, tgt *target, emit func(Result) erro
 	slow := make([]*slowConn, 0, nSlow)
 	defer func() {
 		for _, sc := range slow {
-			if tc, ok := sc.c.(*net.TCPConn); ok {
+			if tc, ok := sc.c.NetConn().(*net.TCPConn); ok {
 				_ = tc.SetLinger(0)
 			}
 			sc.c.Close()
@@ -193,7 +168,7 @@ func readBacklogs(slow []*slowConn, budget time.Duration) {
 		}
 		sc.stop.Store(false)
 		sc.done = make(chan struct{})
-		if tc, ok := sc.c.(*net.TCPConn); ok {
+		if tc, ok := sc.c.NetConn().(*net.TCPConn); ok {
 			_ = tc.SetReadBuffer(4 << 20)
 		}
 		wg.Add(1)

@@ -5,17 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
+
+	"github.com/tickfan/tickfan/client"
 )
 
 // pool is a set of subscriber connections served by one gnet client: a
@@ -30,8 +29,7 @@ type pool struct {
 	gnet.BuiltinEventEngine
 
 	proto   Proto
-	wsURL   string
-	tcpAddr string
+	dialCfg client.Config
 	clock   *clock
 	cli     *gnet.Client
 
@@ -109,7 +107,7 @@ func (l gnetLogger) Fatalf(f string, a ...any) {
 // newPool starts a gnet client with loops event loops (0: one per CPU this
 // process may run on).
 func newPool(cfg *Config, proto Proto, clk *clock) (*pool, error) {
-	p := &pool{proto: proto, wsURL: cfg.WSURL, tcpAddr: cfg.TCPAddr, clock: clk}
+	p := &pool{proto: proto, dialCfg: cfg.dialConfig(proto, 0), clock: clk}
 	p.winStart.Store(math64Max)
 	p.winEnd.Store(math64Max)
 	for range shardCount {
@@ -189,64 +187,8 @@ func (p *pool) dialAll(ctx context.Context, parallel int, subscribe, withSince b
 	return ctx.Err()
 }
 
-// dialTimeout bounds one connection's dial and handshake.
-const dialTimeout = 10 * time.Second
-
-// dialServer opens one connection with p's transport and, over WebSocket,
-// does the opening handshake (gobwas/ws). rcvbuf > 0 sets the socket's
-// receive buffer before it connects, so that TCP's window scale agrees.
-func dialServer(ctx context.Context, proto Proto, wsURL, tcpAddr string, rcvbuf int) (net.Conn, error) {
-	nd := net.Dialer{Timeout: dialTimeout}
-	if rcvbuf > 0 {
-		nd.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
-			})
-			return errors.Join(err, serr)
-		}
-	}
-	netDial := nd.DialContext
-	if !proto.ws() {
-		c, err := netDial(ctx, "tcp", tcpAddr)
-		if err != nil {
-			return nil, dialError("tcp", tcpAddr, err)
-		}
-		return c, nil
-	}
-	d := ws.Dialer{Protocols: []string{proto.subprotocol()}, Timeout: dialTimeout, NetDial: netDial}
-	c, br, hs, err := d.Dial(ctx, wsURL)
-	if err != nil {
-		return nil, dialError("websocket", wsURL, err)
-	}
-	if br != nil {
-		// The server speaks only when spoken to: nothing may follow its 101.
-		ws.PutReader(br)
-		c.Close()
-		return nil, fmt.Errorf("websocket %s: the server sent data right after the handshake", wsURL)
-	}
-	if hs.Protocol != proto.subprotocol() && proto == ProtoWSMsgpack {
-		c.Close()
-		return nil, fmt.Errorf("websocket %s: the server did not accept subprotocol %s (got %q)", wsURL, proto.subprotocol(), hs.Protocol)
-	}
-	return c, nil
-}
-
-// dialError explains the usual reasons a dial fails.
-func dialError(kind, addr string, err error) error {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("server not reachable: %s %s refused the connection (is `tickfan serve` running there?)", kind, addr)
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return fmt.Errorf("%s %s: no local port left (%w): too many connections in TIME_WAIT; wait a minute or use fewer connections", kind, addr, err)
-	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
-		return fmt.Errorf("%s %s: out of file descriptors (%w): raise the open-file limit", kind, addr, err)
-	}
-	return fmt.Errorf("%s %s: %w", kind, addr, err)
-}
-
 func (p *pool) dial(ctx context.Context, sc *subConn, subscribe, withSince bool) error {
-	nc, err := dialServer(ctx, p.proto, p.wsURL, p.tcpAddr, 0)
+	nc, err := client.DialNet(ctx, p.dialCfg)
 	if err != nil {
 		return err
 	}
@@ -257,19 +199,19 @@ func (p *pool) dial(ctx context.Context, sc *subConn, subscribe, withSince bool)
 	sc.sinceSent = false
 	if subscribe {
 		topics := make([]string, len(sc.tracks))
-		var since map[string]Position
+		var since map[string]client.Position
 		for i := range sc.tracks {
 			t := &sc.tracks[i]
 			topics[i] = t.topic
 			if withSince && t.started {
 				if since == nil {
-					since = map[string]Position{}
+					since = map[string]client.Position{}
 				}
-				since[t.topic] = Position{E: t.epoch, S: t.last}
+				since[t.topic] = client.Position{E: t.epoch, S: t.last}
 			}
 		}
 		sc.sinceSent = since != nil
-		out = subCommand(p.proto, sc.subID, topics, since)
+		out = p.proto.AppendSub(nil, sc.subID, topics, since)
 		sc.subSentAt = p.clock.now()
 	}
 	sc.sh.mu.Unlock()
@@ -452,50 +394,39 @@ var errServerClosed = errors.New("server closed the connection")
 // consume parses the whole frames at the front of b and returns how many
 // bytes they took, what to send back (pongs), and how many in-order
 // deliveries they held. It runs under sc.sh.mu.
-func (sc *subConn) consume(b []byte, now, ws, we int64) (n int, out []byte, delivered int64, err error) {
+func (sc *subConn) consume(b []byte, now, winStart, winEnd int64) (n int, out []byte, delivered int64, err error) {
 	proto := sc.p.proto
+	mp := proto.Msgpack()
 	for {
-		var body []byte
-		var size int
-		if proto.ws() {
-			var fr serverFrame
-			fr, size, err = parseServerFrame(b[n:])
-			if err != nil || size == 0 {
-				return n, out, delivered, err
-			}
-			n += size
-			switch fr.op {
-			case opText, opBinary:
-				body = fr.payload
-			case opPing:
-				out = appendClientFrame(out, opPong, fr.payload)
-				continue
-			case opClose:
-				return n, out, delivered, errServerClosed
-			case opPong:
-				continue
-			default:
-				return n, out, delivered, fmt.Errorf("unexpected frame opcode %d", fr.op)
-			}
-		} else {
-			body, size, err = parseTCPFrame(b[n:])
-			if err != nil || size == 0 {
-				return n, out, delivered, err
-			}
-			n += size
+		fr, size, err := proto.ParseFrame(b[n:])
+		if err != nil || size == 0 {
+			return n, out, delivered, err
 		}
-		if pf, ok := scanPublication(body, proto.msgpack()); ok {
-			if sc.publication(pf, now, ws, we) {
+		n += size
+		switch fr.Op {
+		case ws.OpText, ws.OpBinary:
+		case ws.OpPing:
+			out = client.AppendPong(out, fr.Payload)
+			continue
+		case ws.OpClose:
+			return n, out, delivered, errServerClosed
+		case ws.OpPong:
+			continue
+		default:
+			return n, out, delivered, fmt.Errorf("unexpected frame opcode %d", fr.Op)
+		}
+		if pub, ok := client.ScanPublication(fr.Payload, mp); ok {
+			if sc.publication(pub.Topic, pub.Seq, payloadDue(pub.Data, mp), now, winStart, winEnd) {
 				delivered++
 			}
 			continue
 		}
-		reply, closing, err := sc.control(body)
+		keepalive, closing, err := sc.control(fr.Payload)
 		if err != nil {
 			return n, out, delivered, err
 		}
-		if reply != nil {
-			out = frameCommand(out, proto, reply)
+		if keepalive {
+			out = proto.AppendKeepalive(out)
 		}
 		if closing {
 			return n, out, delivered, errServerClosed
@@ -503,21 +434,12 @@ func (sc *subConn) consume(b []byte, now, ws, we int64) (n int, out []byte, deli
 	}
 }
 
-// Opcodes used by name.
-const (
-	opText   = ws.OpText
-	opBinary = ws.OpBinary
-	opClose  = ws.OpClose
-	opPing   = ws.OpPing
-	opPong   = ws.OpPong
-)
-
 // publication accounts one publication and reports whether it was a
 // delivery (new, in order).
-func (sc *subConn) publication(pf pubFields, now, ws, we int64) bool {
+func (sc *subConn) publication(topic []byte, seq uint64, due, now, ws, we int64) bool {
 	var t *track
 	for i := range sc.tracks {
-		if sc.tracks[i].topic == string(pf.topic) {
+		if sc.tracks[i].topic == string(topic) {
 			t = &sc.tracks[i]
 			break
 		}
@@ -526,11 +448,11 @@ func (sc *subConn) publication(pf pubFields, now, ws, we int64) bool {
 		sc.sh.unknown++
 		return false
 	}
-	if !t.pub(pf.seq) {
+	if !t.pub(seq) {
 		return false
 	}
-	if pf.due >= ws && pf.due < we {
-		recordLatency(sc.sh.hist, now-pf.due)
+	if due >= ws && due < we {
+		recordLatency(sc.sh.hist, now-due)
 		sc.sh.received++
 	}
 	if now >= ws && now < we {
@@ -539,47 +461,41 @@ func (sc *subConn) publication(pf pubFields, now, ws, we int64) bool {
 	return true
 }
 
-// pingCommand is the answer to a TCP heartbeat: any message is life.
-var pingCommand = encodeCommand(ProtoTCP, map[string]any{"op": "ping"})
-
-// control handles a message that is not a publication. It returns a
-// command body to send back, if any, and whether the server is closing.
-func (sc *subConn) control(body []byte) (reply []byte, closing bool, err error) {
-	mp := sc.p.proto.msgpack()
-	m, err := decodeControl(body, mp)
+// control handles a message that is not a publication. It reports
+// whether to answer a TCP heartbeat (any message is life) and whether the
+// server is closing.
+func (sc *subConn) control(body []byte) (keepalive, closing bool, err error) {
+	m, err := client.Decode(body, sc.p.proto.Msgpack())
 	if err != nil {
-		return nil, false, fmt.Errorf("undecodable message %q: %w", clip(body), err)
+		return false, false, err
 	}
-	switch m.Op {
-	case "":
-	case "reset":
-		if t := sc.track(m.T); t != nil {
-			t.reset(m.E, m.S)
+	switch m.Kind {
+	case client.KindReply:
+	case client.KindReset:
+		if t := sc.track(m.Topic); t != nil {
+			t.reset(m.Epoch, m.Seq)
 		}
-		return nil, false, nil
-	case "lag":
-		if t := sc.track(m.T); t != nil {
+		return false, false, nil
+	case client.KindLag:
+		if t := sc.track(m.Topic); t != nil {
 			t.lags++
 		}
-		return nil, false, nil
-	case "close":
+		return false, false, nil
+	case client.KindClose:
 		sc.closeCode = m.Code
 		sc.p.serverShut.Add(1)
 		sc.p.noteErr(fmt.Sprintf("connection %d: server closed it with %d %s", sc.id, m.Code, m.Reason))
-		return nil, true, nil
-	case "ping":
-		if sc.p.proto == ProtoTCP {
-			return pingCommand, false, nil
-		}
-		return nil, false, nil
+		return false, true, nil
+	case client.KindPing:
+		return sc.p.proto == ProtoTCP, false, nil
 	default:
-		return nil, false, nil
+		return false, false, nil
 	}
 	if m.ID == 0 || m.ID != sc.subID || sc.replied {
 		if m.Err != nil {
 			sc.p.noteErr(fmt.Sprintf("connection %d: %v", sc.id, m.Err))
 		}
-		return nil, false, nil // the answer to a ping, or a stale reply
+		return false, false, nil // the answer to a ping, or a stale reply
 	}
 	sc.replied = true
 	sc.repliedAt = sc.p.clock.now()
@@ -587,11 +503,11 @@ func (sc *subConn) control(body []byte) (reply []byte, closing bool, err error) 
 	if m.Err != nil {
 		sc.replyErr = m.Err.Error()
 		sc.p.noteErr(fmt.Sprintf("connection %d: sub: %v", sc.id, m.Err))
-		return nil, false, nil
+		return false, false, nil
 	}
-	res, err := m.subResults(mp)
-	if err != nil {
-		return nil, false, fmt.Errorf("sub reply %q: %w", clip(body), err)
+	var res map[string]client.SubResult
+	if err := m.DecodeRes(&res); err != nil {
+		return false, false, fmt.Errorf("sub reply %q: %w", client.Clip(body), err)
 	}
 	for name, r := range res {
 		t := sc.track(name)
@@ -613,7 +529,7 @@ func (sc *subConn) control(body []byte) (reply []byte, closing bool, err error) 
 			t.epoch, t.last, t.started = r.E, r.S, true
 		}
 	}
-	return nil, false, nil
+	return false, false, nil
 }
 
 func (sc *subConn) track(name string) *track {
@@ -623,13 +539,4 @@ func (sc *subConn) track(name string) *track {
 		}
 	}
 	return nil
-}
-
-// clip shortens a message for an error text.
-func clip(b []byte) string {
-	s := string(b)
-	if len(s) > 120 {
-		s = s[:120] + "..."
-	}
-	return strings.ToValidUTF8(s, "?")
 }

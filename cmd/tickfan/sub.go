@@ -1,9 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,8 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/tickfan/tickfan/client"
 )
 
 // replyTimeout bounds the wait for the answer to auth and sub; after it
@@ -71,41 +71,38 @@ func sub(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	var c subConn
-	var err error
-	if *useTCP {
-		c, err = dialTCPSub(*tcpAddr)
-	} else {
-		c, err = dialWSSub(*url, *useMsgpack)
+	cfg := client.Config{Proto: client.WSJSON, Addr: *url, DialTimeout: replyTimeout}
+	switch {
+	case *useTCP:
+		cfg.Proto, cfg.Addr = client.TCP, *tcpAddr
+	case *useMsgpack:
+		cfg.Proto = client.WSMsgpack
 	}
+	c, err := client.Dial(context.Background(), cfg)
 	if err != nil {
 		return err
 	}
-	defer c.close()
+	defer c.Close()
 
-	_ = c.setDeadline(time.Now().Add(replyTimeout))
+	_ = c.SetReadDeadline(time.Now().Add(replyTimeout))
 	if *token != "" {
-		if err := c.send(map[string]any{"op": "auth", "id": authID, "token": *token}); err != nil {
+		if err := c.Auth(authID, *token); err != nil {
 			return err
 		}
 		if err := awaitReply(c, "auth", authID, stdout); err != nil {
 			return err
 		}
 	}
-	req := map[string]any{"op": "sub", "id": subID, "topics": topics}
-	if len(since) > 0 {
-		req["since"] = since
-	}
-	if err := c.send(req); err != nil {
+	if err := c.Subscribe(subID, topics, since); err != nil {
 		return err
 	}
 	if err := awaitReply(c, "sub", subID, stdout); err != nil {
 		return err
 	}
-	_ = c.setDeadline(time.Time{})
+	_ = c.SetReadDeadline(time.Time{})
 
 	for seen := 0; *count == 0 || seen < *count; {
-		m, line, err := c.recv()
+		m, line, err := recv(c)
 		if err != nil {
 			return err
 		}
@@ -116,7 +113,7 @@ func sub(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		fmt.Fprintf(stdout, "%s\n", line)
-		if _, isPub := m["t"]; isPub && m["op"] == nil {
+		if m.Kind == client.KindPublication {
 			seen++
 		}
 	}
@@ -125,9 +122,9 @@ func sub(args []string, stdout, stderr io.Writer) error {
 
 // awaitReply reads until the reply to request id, printing what comes
 // before it and the reply itself; an error reply becomes the error.
-func awaitReply(c subConn, what string, id uint64, stdout io.Writer) error {
+func awaitReply(c *client.Conn, what string, id uint64, stdout io.Writer) error {
 	for {
-		m, line, err := c.recv()
+		m, line, err := recv(c)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -141,9 +138,9 @@ func awaitReply(c subConn, what string, id uint64, stdout io.Writer) error {
 			}
 			continue
 		}
-		if got, ok := asUint(m["id"]); ok && got == id {
-			if e, isErr := m["err"]; isErr {
-				return fmt.Errorf("%s refused: %s", what, describeErr(e))
+		if m.Kind == client.KindReply && m.HasID && m.ID == id {
+			if m.Err != nil {
+				return fmt.Errorf("%s refused: %d %s", what, m.Err.Code, m.Err.Msg)
 			}
 			fmt.Fprintf(stdout, "%s\n", line)
 			return nil
@@ -155,58 +152,44 @@ func awaitReply(c subConn, what string, id uint64, stdout io.Writer) error {
 // handle deals with the messages sub does not print: TCP pings (answered,
 // so the server does not close the client as idle), the answers to those,
 // an error without id, and the server's close.
-func handle(c subConn, m map[string]any) (skip bool, err error) {
-	id, hasID := asUint(m["id"])
+func handle(c *client.Conn, m client.Message) (skip bool, err error) {
 	switch {
-	case m["op"] == "ping" && !hasID:
-		return true, c.send(map[string]any{"op": "ping", "id": pingID})
-	case hasID && id == pingID:
+	case m.Kind == client.KindPing:
+		return true, c.Ping(pingID)
+	case m.Kind == client.KindReply && m.HasID && m.ID == pingID:
 		return true, nil
-	case m["op"] == "close":
-		return true, fmt.Errorf("server closed the connection: %v %v", m["code"], m["reason"])
-	case !hasID && m["err"] != nil:
-		return true, fmt.Errorf("server: %s", describeErr(m["err"]))
+	case m.Kind == client.KindClose:
+		return true, fmt.Errorf("server closed the connection: %d %s", m.Code, m.Reason)
+	case m.Kind == client.KindReply && !m.HasID && m.Err != nil:
+		return true, fmt.Errorf("server: %d %s", m.Err.Code, m.Err.Msg)
 	}
 	return false, nil
 }
 
-// describeErr renders {"code":C,"msg":".."} as "C msg".
-func describeErr(e any) string {
-	m, ok := e.(map[string]any)
-	if !ok {
-		return fmt.Sprint(e)
+// recv reads the next message, decoded and as the JSON line to print: a
+// JSON message as the server sent it, a msgpack one converted with its
+// keys sorted.
+func recv(c *client.Conn) (client.Message, []byte, error) {
+	body, err := c.NextBody()
+	if err != nil {
+		return client.Message{}, nil, err
 	}
-	code, _ := asUint(m["code"])
-	return fmt.Sprintf("%d %v", code, m["msg"])
-}
-
-// asUint reads a JSON or msgpack number as an unsigned integer.
-func asUint(v any) (uint64, bool) {
-	switch n := v.(type) {
-	case float64:
-		if n >= 0 && n == float64(uint64(n)) {
-			return uint64(n), true
-		}
-	case int8:
-		return uint64(n), n >= 0
-	case int16:
-		return uint64(n), n >= 0
-	case int32:
-		return uint64(n), n >= 0
-	case int64:
-		return uint64(n), n >= 0
-	case int:
-		return uint64(n), n >= 0
-	case uint8:
-		return uint64(n), true
-	case uint16:
-		return uint64(n), true
-	case uint32:
-		return uint64(n), true
-	case uint64:
-		return n, true
+	m, err := client.Decode(body, c.Proto().Msgpack())
+	if err != nil {
+		return client.Message{}, nil, err
 	}
-	return 0, false
+	if !c.Proto().Msgpack() {
+		return m, bytes.TrimSpace(body), nil
+	}
+	var v map[string]any
+	if err := msgpack.Unmarshal(body, &v); err != nil {
+		return client.Message{}, nil, fmt.Errorf("bad msgpack from server: %w", err)
+	}
+	line, err := json.Marshal(v)
+	if err != nil {
+		return client.Message{}, nil, fmt.Errorf("message from server has no JSON form: %w", err)
+	}
+	return m, line, nil
 }
 
 func contains(list []string, s string) bool {
@@ -218,14 +201,8 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// sinceFlag is --since topic=epoch:seq, repeatable; it marshals as the
-// "since" of a sub.
-type sinceFlag map[string]sincePos
-
-type sincePos struct {
-	E string `json:"e" msgpack:"e"`
-	S uint64 `json:"s" msgpack:"s"`
-}
+// sinceFlag is --since topic=epoch:seq, repeatable: the "since" of a sub.
+type sinceFlag map[string]client.Position
 
 func (f *sinceFlag) String() string {
 	if f == nil {
@@ -255,124 +232,6 @@ func (f *sinceFlag) Set(v string) error {
 	if _, dup := (*f)[name]; dup {
 		return fmt.Errorf("%s given twice", name)
 	}
-	(*f)[name] = sincePos{E: pos[:i], S: seq}
+	(*f)[name] = client.Position{E: pos[:i], S: seq}
 	return nil
-}
-
-// subConn is one connection of sub: WebSocket (JSON or msgpack) or TCP.
-// recv returns a message decoded and as the JSON line to print.
-type subConn interface {
-	send(m map[string]any) error
-	recv() (map[string]any, []byte, error)
-	setDeadline(t time.Time) error
-	close() error
-}
-
-type wsSub struct {
-	c       *websocket.Conn
-	msgpack bool
-}
-
-func dialWSSub(url string, useMsgpack bool) (*wsSub, error) {
-	proto := "tickfan.v1.json"
-	if useMsgpack {
-		proto = "tickfan.v1.msgpack"
-	}
-	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: replyTimeout}
-	c, _, err := d.Dial(url, nil)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", url, err)
-	}
-	return &wsSub{c: c, msgpack: useMsgpack}, nil
-}
-
-func (w *wsSub) send(m map[string]any) error {
-	if w.msgpack {
-		b, err := msgpack.Marshal(m)
-		if err != nil {
-			return err
-		}
-		return w.c.WriteMessage(websocket.BinaryMessage, b)
-	}
-	return w.c.WriteJSON(m)
-}
-
-func (w *wsSub) recv() (map[string]any, []byte, error) {
-	_, b, err := w.c.ReadMessage()
-	if err != nil {
-		return nil, nil, err
-	}
-	if w.msgpack {
-		return fromMsgpack(b)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, nil, fmt.Errorf("bad JSON from server: %w", err)
-	}
-	return m, bytes.TrimSpace(b), nil
-}
-
-func (w *wsSub) setDeadline(t time.Time) error { return w.c.SetReadDeadline(t) }
-func (w *wsSub) close() error                  { return w.c.Close() }
-
-// maxTCPFrame bounds a frame sub accepts from the server.
-const maxTCPFrame = 64 << 20
-
-// tcpSub is msgpack over TCP: a 4-byte big-endian length, then a map.
-type tcpSub struct {
-	c net.Conn
-	r *bufio.Reader
-}
-
-func dialTCPSub(addr string) (*tcpSub, error) {
-	c, err := net.DialTimeout("tcp", addr, replyTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	return &tcpSub{c: c, r: bufio.NewReader(c)}, nil
-}
-
-func (t *tcpSub) send(m map[string]any) error {
-	b, err := msgpack.Marshal(m)
-	if err != nil {
-		return err
-	}
-	frame := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))
-	_, err = t.c.Write(append(frame, b...))
-	return err
-}
-
-func (t *tcpSub) recv() (map[string]any, []byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(t.r, hdr[:]); err != nil {
-		return nil, nil, err
-	}
-	if string(hdr[:]) == "HTTP" {
-		return nil, nil, errors.New("the server answered in HTTP: --tcp-addr is not its TCP listener")
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n == 0 || n > maxTCPFrame {
-		return nil, nil, fmt.Errorf("server sent a frame length of %d", n)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(t.r, b); err != nil {
-		return nil, nil, err
-	}
-	return fromMsgpack(b)
-}
-
-func (t *tcpSub) setDeadline(d time.Time) error { return t.c.SetReadDeadline(d) }
-func (t *tcpSub) close() error                  { return t.c.Close() }
-
-// fromMsgpack decodes a msgpack map and renders it as a JSON line.
-func fromMsgpack(b []byte) (map[string]any, []byte, error) {
-	var m map[string]any
-	if err := msgpack.Unmarshal(b, &m); err != nil {
-		return nil, nil, fmt.Errorf("bad msgpack from server: %w", err)
-	}
-	line, err := json.Marshal(m)
-	if err != nil {
-		return nil, nil, fmt.Errorf("message from server has no JSON form: %w", err)
-	}
-	return m, line, nil
 }
