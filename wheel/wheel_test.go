@@ -103,9 +103,11 @@ func TestStopPreventsFiring(t *testing.T) {
 	defer w.Close()
 	var n atomic.Int32
 	timers := make([]Timer, 100)
+	// Armed long enough that none fires before the loop below stops it,
+	// even on a loaded machine under the race detector.
 	for i := range timers {
 		timers[i].Init(func() { n.Add(1) })
-		w.Add(&timers[i], 10*time.Millisecond)
+		w.Add(&timers[i], 200*time.Millisecond)
 	}
 	for i := range timers {
 		if i%2 == 0 && !w.Stop(&timers[i]) {
@@ -114,7 +116,7 @@ func TestStopPreventsFiring(t *testing.T) {
 	}
 	// Once a timer armed later for longer has fired, the slots of the
 	// 100 have been swept.
-	sentinel(t, w, 20*time.Millisecond)
+	sentinel(t, w, 300*time.Millisecond)
 	if got := n.Load(); got != 50 {
 		t.Fatalf("%d timers fired, want the 50 not stopped", got)
 	}
