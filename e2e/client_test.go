@@ -187,27 +187,14 @@ func normalize(v any) any {
 		}
 		f, _ := v.Float64()
 		return f
-	case int:
-		return int64(v)
-	case int8:
-		return int64(v)
-	case int16:
-		return int64(v)
-	case int32:
-		return int64(v)
-	case uint:
-		return normalize(uint64(v))
-	case uint8:
-		return int64(v)
-	case uint16:
-		return int64(v)
-	case uint32:
-		return int64(v)
-	case uint64:
-		if v <= math.MaxInt64 {
-			return int64(v)
+	case int, int8, int16, int32:
+		return reflect.ValueOf(v).Int()
+	case uint, uint8, uint16, uint32, uint64:
+		u := reflect.ValueOf(v).Uint()
+		if u > math.MaxInt64 {
+			return u
 		}
-		return v
+		return int64(u)
 	case float32:
 		return float64(v)
 	case []byte:
