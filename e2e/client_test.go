@@ -314,13 +314,20 @@ func dialWS(t testing.TB, n *node, proto string) *client {
 
 func dialTCP(t testing.TB, n *node) *client {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", n.srv.TCPAddr(), readTimeout)
+	c := dialConn(t, "tcp", n.srv.TCPAddr())
+	return &client{name: "tcp", w: &tcpWire{c: c, r: bufio.NewReader(c)}, f: msgpackFormat}
+}
+
+// dialConn opens a TCP connection to addr that is closed when the test
+// ends; what names it in a failure.
+func dialConn(t testing.TB, what, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, readTimeout)
 	if err != nil {
-		t.Fatalf("dial tcp: %v", err)
+		t.Fatalf("dial %s: %v", what, err)
 	}
-	cl := &client{name: "tcp", w: &tcpWire{c: c, r: bufio.NewReader(c)}, f: msgpackFormat}
-	t.Cleanup(cl.close)
-	return cl
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 func (c *client) close() { _ = c.w.close() }
