@@ -202,31 +202,33 @@ func normalize(v any) any {
 	case msg:
 		return normalize(map[string]any(v))
 	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[k] = normalize(x)
-		}
-		return out
+		return normalizeMap(v)
 	case map[any]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[fmt.Sprint(k)] = normalize(x)
-		}
-		return out
+		return normalizeMap(v)
 	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = normalize(x)
-		}
-		return out
+		return normalizeList(v)
 	case []map[string]any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = normalize(x)
-		}
-		return out
+		return normalizeList(v)
 	}
 	return v
+}
+
+// normalizeMap normalizes m's values into a map keyed by m's keys printed.
+func normalizeMap[K comparable](m map[K]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, x := range m {
+		out[fmt.Sprint(k)] = normalize(x)
+	}
+	return out
+}
+
+// normalizeList normalizes each element of xs into a list.
+func normalizeList[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = normalize(x)
+	}
+	return out
 }
 
 func parseUint(s string) (uint64, error) {
