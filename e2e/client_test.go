@@ -8,11 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -258,20 +259,10 @@ func show(v any) string {
 	return string(b)
 }
 
-// keys returns m's keys, sorted.
-func keys(m map[string]any) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 // hasKeys reports whether m has exactly the given keys.
 func hasKeys(m map[string]any, want ...string) bool {
-	sort.Strings(want)
-	return reflect.DeepEqual(keys(m), want)
+	slices.Sort(want)
+	return slices.Equal(slices.Sorted(maps.Keys(m)), want)
 }
 
 // asUint returns v as an unsigned integer, if it is one.
