@@ -195,30 +195,34 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 	return c, nil
 }
 
+// refusals are the reasons given for jwt's sentinel errors, the first that
+// an error wraps winning.
+var refusals = []struct {
+	err    error
+	reason string
+}{
+	{errNotNumericDate, "exp, nbf and iat must be numbers (RFC 7519 NumericDate)"},
+	{jwt.ErrTokenMalformed, "malformed"},
+	{jwt.ErrTokenUnverifiable, "unknown or unusable signing algorithm"},
+	{jwt.ErrTokenSignatureInvalid, "invalid signature"},
+	{jwt.ErrTokenRequiredClaimMissing, "missing exp"},
+	{jwt.ErrTokenExpired, "expired"},
+	{jwt.ErrTokenNotValidYet, "not valid yet (nbf)"},
+}
+
 // refusal turns a jwt error into a short reason. It uses jwt's sentinels, not
 // its messages, so nothing decoded from the token leaks into the reason.
 func (v *Verifier) refusal(t *jwt.Token, err error) string {
-	switch {
-	case t != nil && t.Method != nil && t.Method.Alg() != v.alg:
+	if t != nil && t.Method != nil && t.Method.Alg() != v.alg {
 		// t.Method is only set for an algorithm jwt knows, so this is short.
 		return fmt.Sprintf("algorithm %s not accepted, want %s", t.Method.Alg(), v.alg)
-	case errors.Is(err, errNotNumericDate):
-		return "exp, nbf and iat must be numbers (RFC 7519 NumericDate)"
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return "malformed"
-	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "unknown or unusable signing algorithm"
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return "invalid signature"
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "missing exp"
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return "expired"
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return "not valid yet (nbf)"
-	default:
-		return "invalid claims"
 	}
+	for _, r := range refusals {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return "invalid claims"
 }
 
 // parsePatternClaim reads the topics or pub claim: absent, null or a list of

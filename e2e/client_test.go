@@ -8,11 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -187,27 +188,14 @@ func normalize(v any) any {
 		}
 		f, _ := v.Float64()
 		return f
-	case int:
-		return int64(v)
-	case int8:
-		return int64(v)
-	case int16:
-		return int64(v)
-	case int32:
-		return int64(v)
-	case uint:
-		return normalize(uint64(v))
-	case uint8:
-		return int64(v)
-	case uint16:
-		return int64(v)
-	case uint32:
-		return int64(v)
-	case uint64:
-		if v <= math.MaxInt64 {
-			return int64(v)
+	case int, int8, int16, int32:
+		return reflect.ValueOf(v).Int()
+	case uint, uint8, uint16, uint32, uint64:
+		u := reflect.ValueOf(v).Uint()
+		if u > math.MaxInt64 {
+			return u
 		}
-		return v
+		return int64(u)
 	case float32:
 		return float64(v)
 	case []byte:
@@ -215,31 +203,33 @@ func normalize(v any) any {
 	case msg:
 		return normalize(map[string]any(v))
 	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[k] = normalize(x)
-		}
-		return out
+		return normalizeMap(v)
 	case map[any]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[fmt.Sprint(k)] = normalize(x)
-		}
-		return out
+		return normalizeMap(v)
 	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = normalize(x)
-		}
-		return out
+		return normalizeList(v)
 	case []map[string]any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = normalize(x)
-		}
-		return out
+		return normalizeList(v)
 	}
 	return v
+}
+
+// normalizeMap normalizes m's values into a map keyed by m's keys printed.
+func normalizeMap[K comparable](m map[K]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, x := range m {
+		out[fmt.Sprint(k)] = normalize(x)
+	}
+	return out
+}
+
+// normalizeList normalizes each element of xs into a list.
+func normalizeList[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = normalize(x)
+	}
+	return out
 }
 
 func parseUint(s string) (uint64, error) {
@@ -269,20 +259,10 @@ func show(v any) string {
 	return string(b)
 }
 
-// keys returns m's keys, sorted.
-func keys(m map[string]any) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 // hasKeys reports whether m has exactly the given keys.
 func hasKeys(m map[string]any, want ...string) bool {
-	sort.Strings(want)
-	return reflect.DeepEqual(keys(m), want)
+	slices.Sort(want)
+	return slices.Equal(slices.Sorted(maps.Keys(m)), want)
 }
 
 // asUint returns v as an unsigned integer, if it is one.
@@ -327,13 +307,20 @@ func dialWS(t testing.TB, n *node, proto string) *client {
 
 func dialTCP(t testing.TB, n *node) *client {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", n.srv.TCPAddr(), readTimeout)
+	c := dialConn(t, "tcp", n.srv.TCPAddr())
+	return &client{name: "tcp", w: &tcpWire{c: c, r: bufio.NewReader(c)}, f: msgpackFormat}
+}
+
+// dialConn opens a TCP connection to addr that is closed when the test
+// ends; what names it in a failure.
+func dialConn(t testing.TB, what, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, readTimeout)
 	if err != nil {
-		t.Fatalf("dial tcp: %v", err)
+		t.Fatalf("dial %s: %v", what, err)
 	}
-	cl := &client{name: "tcp", w: &tcpWire{c: c, r: bufio.NewReader(c)}, f: msgpackFormat}
-	t.Cleanup(cl.close)
-	return cl
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 func (c *client) close() { _ = c.w.close() }

@@ -34,11 +34,7 @@ func waitClients(t *testing.T, n *node, want float64) {
 // clientConns is tickfan_connections of the client transports.
 func clientConns(t *testing.T, n *node) float64 {
 	t.Helper()
-	r, err := n.get("/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := parseMetrics(t, r.raw)
+	m := n.metrics(t)
 	return m.sum("tickfan_connections", "transport", "ws") + m.sum("tickfan_connections", "transport", "tcp")
 }
 

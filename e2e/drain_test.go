@@ -95,7 +95,7 @@ func TestGracefulDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	m = nil
-	if err := msgpack.Unmarshal(body, &m); err != nil || m["op"] != "close" || toInt(m["code"]) != 4007 {
+	if err := msgpack.Unmarshal(body, &m); err != nil || m["op"] != "close" || normalize(m["code"]) != int64(4007) {
 		t.Fatalf("tcp got %v (%v), want op close 4007", m, err)
 	}
 	if _, err := r.ReadByte(); err != io.EOF {
@@ -126,28 +126,6 @@ func httpStatus(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-func toInt(v any) int64 {
-	switch n := v.(type) {
-	case int8:
-		return int64(n)
-	case int16:
-		return int64(n)
-	case int32:
-		return int64(n)
-	case int64:
-		return n
-	case uint8:
-		return int64(n)
-	case uint16:
-		return int64(n)
-	case uint32:
-		return int64(n)
-	case uint64:
-		return int64(n)
-	}
-	return -1
 }
 
 func isTimeout(err error) bool {

@@ -194,14 +194,7 @@ func TestHTTPMetrics(t *testing.T) {
 			c.nextPub(t, topic, uint64(i), i, false)
 		}
 	}
-	r, err := n.get("/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.status != http.StatusOK {
-		t.Fatalf("GET /metrics: status %d", r.status)
-	}
-	m := parseMetrics(t, r.raw)
+	m := n.metrics(t)
 	if got := m.sum("tickfan_connections", "transport", "ws") + m.sum("tickfan_connections", "transport", "tcp"); got != float64(len(subs)) {
 		t.Errorf("tickfan_connections sums to %v with %d clients connected, want %d", got, len(subs), len(subs))
 	}
@@ -215,6 +208,20 @@ func TestHTTPMetrics(t *testing.T) {
 
 // metricFamilies is a Prometheus text exposition, parsed.
 type metricFamilies map[string]*dto.MetricFamily
+
+// metrics fetches and parses n's /metrics; an answer other than 200 fails
+// the test.
+func (n *node) metrics(t testing.TB) metricFamilies {
+	t.Helper()
+	r, err := n.get("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /metrics: status %d", r.status)
+	}
+	return parseMetrics(t, r.raw)
+}
 
 // parseMetrics parses /metrics; a line that does not parse fails the test.
 func parseMetrics(t testing.TB, raw []byte) metricFamilies {

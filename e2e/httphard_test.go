@@ -23,11 +23,7 @@ type rawHTTP struct {
 
 func dialHTTP(t testing.TB, addr string) *rawHTTP {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, readTimeout)
-	if err != nil {
-		t.Fatalf("dial http: %v", err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := dialConn(t, "http", addr)
 	return &rawHTTP{c: c, r: bufio.NewReader(c)}
 }
 

@@ -263,11 +263,7 @@ func TestHTTPBodyLimit(t *testing.T) {
 // node's /metrics.
 func metricValue(t *testing.T, n *node, name string, labels ...string) float64 {
 	t.Helper()
-	r, err := n.get("/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parseMetrics(t, r.raw).sum(name, labels...)
+	return n.metrics(t).sum(name, labels...)
 }
 
 // TestMsgpackPayloadWithContainerKeys publishes, over TCP msgpack, a d whose

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net/http"
 	"strconv"
 	"testing"
 )
@@ -12,14 +11,7 @@ import (
 func TestMetricsAtZeroFromStart(t *testing.T) {
 	t.Parallel()
 	n := start(t)
-	r, err := n.get("/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.status != http.StatusOK {
-		t.Fatalf("GET /metrics: status %d", r.status)
-	}
-	m := parseMetrics(t, r.raw)
+	m := n.metrics(t)
 	want := map[string][]string{
 		"tickfan_rejected_connections_total": {"reason", "max_conns", "reason", "per_ip", "reason", "ip_rate"},
 		"tickfan_connections":                {"transport", "tcp", "transport", "ws"},

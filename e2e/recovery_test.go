@@ -139,85 +139,53 @@ func TestRecovery(t *testing.T) {
 			n.publish(t, a, payload("c", 3), false)
 			c.nextPub(t, a, 3, payload("c", 3), false)
 		})
-		t.Run("wrong epoch with snapshot", func(t *testing.T) {
-			a := topicFor(tr, "rec.epoch.snap")
-			n.publish(t, a, payload("e", 1), false)
-			n.publish(t, a, payload("e", 2), true)
-			last := n.publish(t, a, payload("e", 3), false)
-			c := tr.dial(t, n)
-			r := c.sub1(t, a, &pos{E: "not-" + last.E, S: 2})
-			if r.Rec || r.pos != last {
-				t.Fatalf("sub since a wrong epoch → %+v, want rec false at %+v", r, last)
-			}
-			c.nextReset(t, a, last.E, 2)
-			c.nextPub(t, a, 2, payload("e", 2), true)
-			c.nextPub(t, a, 3, payload("e", 3), false)
-			n.publish(t, a, payload("e", 4), false)
-			c.nextPub(t, a, 4, payload("e", 4), false)
-		})
-		t.Run("wrong epoch without snapshot", func(t *testing.T) {
-			a := topicFor(tr, "rec.epoch.nosnap")
-			n.publish(t, a, payload("e", 1), false)
-			last := n.publish(t, a, payload("e", 2), false)
-			c := tr.dial(t, n)
-			r := c.sub1(t, a, &pos{E: "not-" + last.E, S: 1})
-			if r.Rec || r.pos != last {
-				t.Fatalf("sub since a wrong epoch → %+v, want rec false at %+v", r, last)
-			}
-			c.nextReset(t, a, last.E, 2)
-			n.publish(t, a, payload("e", 3), false)
-			c.nextPub(t, a, 3, payload("e", 3), false)
-		})
-		t.Run("evicted with snapshot", func(t *testing.T) {
-			a := topicFor(tr, "rec.evicted.snap")
-			var first, last pos
-			for i := 1; i <= 10; i++ {
-				last = n.publish(t, a, payload("v", i), i == 8)
-				if i == 1 {
-					first = last
+		// A since the history cannot continue from: the reply says rec
+		// false at the topic's last position, a reset names the latest
+		// snapshot (or, without one, the last publication), the snapshot
+		// and what follows it come, then live ones.
+		for _, rc := range []struct {
+			name, topic, tag string
+			n, snap          int    // publications before the sub; which is the snapshot (0: none)
+			what             string // the since, for the failure message
+			since            func(first, last pos) pos
+		}{
+			{"wrong epoch with snapshot", "rec.epoch.snap", "e", 3, 2, "a wrong epoch",
+				func(_, last pos) pos { return pos{E: "not-" + last.E, S: 2} }},
+			{"wrong epoch without snapshot", "rec.epoch.nosnap", "e", 2, 0, "a wrong epoch",
+				func(_, last pos) pos { return pos{E: "not-" + last.E, S: 1} }},
+			{"evicted with snapshot", "rec.evicted.snap", "v", 10, 8, "s 2 of 10, history 5",
+				func(first, _ pos) pos { return pos{E: first.E, S: 2} }},
+			{"evicted without snapshot", "rec.evicted.nosnap", "v", 10, 0, "s 2 of 10, history 5",
+				func(first, _ pos) pos { return pos{E: first.E, S: 2} }},
+			{"ahead of the topic", "rec.ahead", "a", 1, 0, "s 5 of 1",
+				func(_, last pos) pos { return pos{E: last.E, S: 5} }},
+		} {
+			t.Run(rc.name, func(t *testing.T) {
+				a := topicFor(tr, rc.topic)
+				var first, last pos
+				for i := 1; i <= rc.n; i++ {
+					last = n.publish(t, a, payload(rc.tag, i), i == rc.snap)
+					if i == 1 {
+						first = last
+					}
 				}
-			}
-			c := tr.dial(t, n)
-			r := c.sub1(t, a, &pos{E: first.E, S: 2})
-			if r.Rec || r.pos != last {
-				t.Fatalf("sub since s 2 of 10, history 5 → %+v, want rec false at %+v", r, last)
-			}
-			c.nextReset(t, a, last.E, 8)
-			c.nextPub(t, a, 8, payload("v", 8), true)
-			c.nextPub(t, a, 9, payload("v", 9), false)
-			c.nextPub(t, a, 10, payload("v", 10), false)
-			n.publish(t, a, payload("v", 11), false)
-			c.nextPub(t, a, 11, payload("v", 11), false)
-		})
-		t.Run("evicted without snapshot", func(t *testing.T) {
-			a := topicFor(tr, "rec.evicted.nosnap")
-			var first, last pos
-			for i := 1; i <= 10; i++ {
-				last = n.publish(t, a, payload("v", i), false)
-				if i == 1 {
-					first = last
+				c := tr.dial(t, n)
+				since := rc.since(first, last)
+				r := c.sub1(t, a, &since)
+				if r.Rec || r.pos != last {
+					t.Fatalf("sub since %s → %+v, want rec false at %+v", rc.what, r, last)
 				}
-			}
-			c := tr.dial(t, n)
-			r := c.sub1(t, a, &pos{E: first.E, S: 2})
-			if r.Rec || r.pos != last {
-				t.Fatalf("sub since s 2 of 10, history 5 → %+v, want rec false at %+v", r, last)
-			}
-			c.nextReset(t, a, last.E, 10)
-			n.publish(t, a, payload("v", 11), false)
-			c.nextPub(t, a, 11, payload("v", 11), false)
-		})
-		t.Run("ahead of the topic", func(t *testing.T) {
-			a := topicFor(tr, "rec.ahead")
-			last := n.publish(t, a, payload("a", 1), false)
-			c := tr.dial(t, n)
-			r := c.sub1(t, a, &pos{E: last.E, S: 5})
-			if r.Rec || r.pos != last {
-				t.Fatalf("sub since s 5 of 1 → %+v, want rec false at %+v", r, last)
-			}
-			c.nextReset(t, a, last.E, 1)
-			n.publish(t, a, payload("a", 2), false)
-			c.nextPub(t, a, 2, payload("a", 2), false)
-		})
+				if rc.snap == 0 {
+					c.nextReset(t, a, last.E, uint64(rc.n))
+				} else {
+					c.nextReset(t, a, last.E, uint64(rc.snap))
+					for i := rc.snap; i <= rc.n; i++ {
+						c.nextPub(t, a, uint64(i), payload(rc.tag, i), i == rc.snap)
+					}
+				}
+				n.publish(t, a, payload(rc.tag, rc.n+1), false)
+				c.nextPub(t, a, uint64(rc.n+1), payload(rc.tag, rc.n+1), false)
+			})
+		}
 	})
 }

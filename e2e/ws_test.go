@@ -40,11 +40,7 @@ type rawWS struct {
 
 func dialRaw(t testing.TB, addr string) *rawWS {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, readTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dialConn(t, addr, addr)
 	return &rawWS{c: c, br: bufio.NewReader(c)}
 }
 

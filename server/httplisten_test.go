@@ -71,6 +71,23 @@ func TestReadyzNotServing(t *testing.T) {
 	}
 }
 
+// serveHTTPOn starts the HTTP server of a test server, whose reactor
+// serves nothing, on a fresh loopback listener as wrap makes it.
+func serveHTTPOn(t *testing.T, wrap func(net.Listener) net.Listener) *Server {
+	t.Helper()
+	s, _ := testServer(t, Config{})
+	s.engineNet = &fakeReactor{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	s.httpLn = wrap(ln)
+	s.serveHTTP()
+	t.Cleanup(func() { _ = s.httpSrv.Close() })
+	return s
+}
+
 // brokenListener fails every Accept with an error that is not temporary.
 type brokenListener struct{ net.Listener }
 
@@ -82,16 +99,7 @@ func (brokenListener) Accept() (net.Conn, error) {
 // an error, /readyz (asked through another path: the admin listener or a
 // kept-alive connection) answers 503.
 func TestReadyzHTTPListenerStopped(t *testing.T) {
-	s, _ := testServer(t, Config{})
-	s.engineNet = &fakeReactor{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	s.httpLn = brokenListener{ln}
-	s.serveHTTP()
-	t.Cleanup(func() { _ = s.httpSrv.Close() })
+	s := serveHTTPOn(t, func(ln net.Listener) net.Listener { return brokenListener{ln} })
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		code, msg := readyOf(t, s)
@@ -128,19 +136,14 @@ func (l *emfileListener) Accept() (net.Conn, error) {
 // HTTP server (net/http backs off and accepts again), and /readyz says 503
 // while accepts fail.
 func TestHTTPAcceptEMFILE(t *testing.T) {
-	s, _ := testServer(t, Config{})
-	s.engineNet = &fakeReactor{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	el := &emfileListener{Listener: ln}
-	s.httpLn = el
-	s.serveHTTP()
-	t.Cleanup(func() { _ = s.httpSrv.Close() })
+	var el *emfileListener
+	serveHTTPOn(t, func(ln net.Listener) net.Listener {
+		el = &emfileListener{Listener: ln}
+		return el
+	})
 
 	// A kept-alive connection, accepted before the descriptors ran out.
-	kept, err := net.Dial("tcp", ln.Addr().String())
+	kept, err := net.Dial("tcp", el.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +168,7 @@ func TestHTTPAcceptEMFILE(t *testing.T) {
 
 	el.failing.Store(true)
 	for i := 0; i < 3; i++ {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", el.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +184,7 @@ func TestHTTPAcceptEMFILE(t *testing.T) {
 	}
 
 	el.failing.Store(false)
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + ln.Addr().String() + "/readyz")
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + el.Addr().String() + "/readyz")
 	if err != nil {
 		t.Fatalf("no new connection served after EMFILE: %v", err)
 	}

@@ -209,30 +209,52 @@ func TestConflatedTopicSendsNewest(t *testing.T) {
 	}
 }
 
-// TestSlowClientClosedAfterTimeout keeps a client over its mark past the
-// slow timeout and expects close 4005.
-func TestSlowClientClosedAfterTimeout(t *testing.T) {
-	srv, l := testServer(t, Config{OutboxBytes: 4 << 10})
+// stalledSubscriber subscribes a client on a stalled socket to book.X and
+// publishes n publications of 1 KiB, the loop turning after each.
+func stalledSubscriber(t *testing.T, srv *Server, l *loop, n int) (*conn, *socket) {
+	t.Helper()
 	sock := &socket{stalled: true}
 	c := subscribe(t, l, sock, "book.X")
 	payload := []byte(`"` + strings.Repeat("x", 1000) + `"`)
-	for i := 0; i < 20; i++ {
-		srv.engine.Publish("book.X", payload, false, false)
+	for i := 0; i < n; i++ {
+		if _, err := srv.engine.Publish("book.X", payload, false, false); err != nil {
+			t.Fatal(err)
+		}
 		l.turn()
 	}
-	if !c.slow {
-		t.Fatal("client not slow")
-	}
-	c.slowSince -= int64(srv.cfg.SlowTimeout) // as if the timeout had passed
+	return c, sock
+}
+
+// slowTimeoutPassed runs c's timer as if the slow timeout had passed since
+// c turned slow, and flushes what that queued.
+func slowTimeoutPassed(srv *Server, l *loop, c *conn) {
+	c.slowSince -= int64(srv.cfg.SlowTimeout)
 	c.onTimer()
 	l.flush()
-	if !c.closing {
-		t.Fatal("slow client not closed after the slow timeout")
-	}
+}
+
+// expectClosedSlow fails unless the last message sock got is op close 4005.
+func expectClosedSlow(t *testing.T, sock *socket) {
+	t.Helper()
 	msgs := sock.messages(t)
 	if last := msgs[len(msgs)-1]; last["op"] != "close" || last["code"].(float64) != CloseSlowClient {
 		t.Fatalf("last message %v, want op close 4005", last)
 	}
+}
+
+// TestSlowClientClosedAfterTimeout keeps a client over its mark past the
+// slow timeout and expects close 4005.
+func TestSlowClientClosedAfterTimeout(t *testing.T) {
+	srv, l := testServer(t, Config{OutboxBytes: 4 << 10})
+	c, sock := stalledSubscriber(t, srv, l, 20)
+	if !c.slow {
+		t.Fatal("client not slow")
+	}
+	slowTimeoutPassed(srv, l, c)
+	if !c.closing {
+		t.Fatal("slow client not closed after the slow timeout")
+	}
+	expectClosedSlow(t, sock)
 	// The close waits for the socket to take the bytes before it: shutting
 	// the write side or closing now would cut off the op close.
 	if sock.shut || sock.closed {
@@ -320,13 +342,7 @@ func TestUnsubKeepsOtherCatchup(t *testing.T) {
 // than held, lagged and under the mark, for as long as it stays connected.
 func TestSlowUntilCaughtUp(t *testing.T) {
 	srv, l := testServer(t, Config{OutboxBytes: 16 << 10, OutboxMsgs: 1000, HistorySize: 5000})
-	sock := &socket{stalled: true}
-	c := subscribe(t, l, sock, "book.X")
-	payload := []byte(`"` + strings.Repeat("x", 1000) + `"`)
-	for i := 0; i < 200; i++ {
-		srv.engine.Publish("book.X", payload, false, false)
-		l.turn()
-	}
+	c, sock := stalledSubscriber(t, srv, l, 200)
 	if !c.slow || c.paused == 0 {
 		t.Fatalf("slow %v, paused %d: want a lagged, slow client", c.slow, c.paused)
 	}
@@ -341,11 +357,6 @@ func TestSlowUntilCaughtUp(t *testing.T) {
 	if !c.slow {
 		t.Fatal("no longer slow after one chunk of its catch-up, though still lagged")
 	}
-	c.slowSince -= int64(srv.cfg.SlowTimeout)
-	c.onTimer()
-	l.flush()
-	msgs := sock.messages(t)
-	if last := msgs[len(msgs)-1]; last["op"] != "close" || last["code"].(float64) != CloseSlowClient {
-		t.Fatalf("last message %v, want op close 4005", last)
-	}
+	slowTimeoutPassed(srv, l, c)
+	expectClosedSlow(t, sock)
 }

@@ -72,6 +72,17 @@ func (s *recordSink) seqs(loop int, name string) []uint64 {
 	return out
 }
 
+// expectSeqs fails unless each loop received exactly the seqs of topic
+// name given for it: perLoop[i] for loop i.
+func (s *recordSink) expectSeqs(t *testing.T, step, name string, perLoop ...[]uint64) {
+	t.Helper()
+	for loop, want := range perLoop {
+		if got := s.seqs(loop, name); !slices.Equal(got, want) {
+			t.Fatalf("%s: loop %d got seqs %v, want %v", step, loop, got, want)
+		}
+	}
+}
+
 func (s *recordSink) count(loop int) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -309,31 +320,23 @@ func TestEngineSinkPerLoop(t *testing.T) {
 	mustPublish(t, e, "s", false) // 2
 	mustPublish(t, e, "s", true)  // 3
 	mustPublish(t, e, "other", false)
-	check := func(step string, want0, want1, want2 []uint64) {
-		t.Helper()
-		for loop, want := range [][]uint64{want0, want1, want2} {
-			if got := sink.seqs(loop, "s"); !slices.Equal(got, want) {
-				t.Fatalf("%s: loop %d got seqs %v, want %v", step, loop, got, want)
-			}
-		}
-	}
 	// Once per loop, however many subscribers it has.
-	check("subscribed", span(2, 3), nil, span(2, 3))
+	sink.expectSeqs(t, "subscribed", "s", span(2, 3), nil, span(2, 3))
 	if got := sink.seqs(0, "other"); len(got) != 0 {
 		t.Fatalf("loop 0 got %v of a topic it does not subscribe", got)
 	}
 
 	e.Unsubscribe("s", 2)
 	mustPublish(t, e, "s", false) // 4
-	check("loop 2 unsubscribed", span(2, 4), nil, span(2, 3))
+	sink.expectSeqs(t, "loop 2 unsubscribed", "s", span(2, 4), nil, span(2, 3))
 
 	e.Unsubscribe("s", 0)         // one subscriber left on loop 0
 	mustPublish(t, e, "s", false) // 5
-	check("loop 0 down to one", span(2, 5), nil, span(2, 3))
+	sink.expectSeqs(t, "loop 0 down to one", "s", span(2, 5), nil, span(2, 3))
 
 	e.Unsubscribe("s", 0)
 	mustPublish(t, e, "s", false) // 6
-	check("loop 0 down to zero", span(2, 5), nil, span(2, 3))
+	sink.expectSeqs(t, "loop 0 down to zero", "s", span(2, 5), nil, span(2, 3))
 
 	// More unsubscribes than subscribes do not go below zero: one new
 	// subscriber is enough to get publications again.
@@ -350,7 +353,7 @@ func TestEngineSinkPerLoop(t *testing.T) {
 	}
 	mustPublish(t, e, "s", false) // 7
 	// Loop 0 missed 6 while it had no subscriber: its seqs are 2..5, 7 by design.
-	check("loop 0 subscribed again", append(span(2, 5), 7), nil, span(2, 3))
+	sink.expectSeqs(t, "loop 0 subscribed again", "s", append(span(2, 5), 7), nil, span(2, 3))
 }
 
 func TestEngineSubscribeLoopOutOfRange(t *testing.T) {

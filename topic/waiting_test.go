@@ -145,15 +145,7 @@ func TestEngineWaitingSubscriberGetsFirstPublication(t *testing.T) {
 	}
 	mustPublish(t, e, "trade.XYZ", true)
 	mustPublish(t, e, "trade.XYZ", false)
-	check := func(step string, want0, want1, want2 []uint64) {
-		t.Helper()
-		for loop, want := range [][]uint64{want0, want1, want2} {
-			if got := sink.seqs(loop, "trade.XYZ"); !slices.Equal(got, want) {
-				t.Fatalf("%s: loop %d got seqs %v, want %v", step, loop, got, want)
-			}
-		}
-	}
-	check("published", span(1, 3), nil, span(1, 3))
+	sink.expectSeqs(t, "published", "trade.XYZ", span(1, 3), nil, span(1, 3))
 	if got := sink.got[0][0]; got.Epoch != first.Epoch || got.Topic != "trade.XYZ" {
 		t.Fatalf("first publication delivered as %+v", got)
 	}
@@ -166,7 +158,7 @@ func TestEngineWaitingSubscriberGetsFirstPublication(t *testing.T) {
 	e.Unsubscribe("trade.XYZ", 0)
 	e.Unsubscribe("trade.XYZ", 2)
 	mustPublish(t, e, "trade.XYZ", false) // 5
-	check("unsubscribed", span(1, 4), nil, span(1, 4))
+	sink.expectSeqs(t, "unsubscribed", "trade.XYZ", span(1, 4), nil, span(1, 4))
 	sink.checkOrder(t)
 
 	// The same through the memory broker's batch.

@@ -36,28 +36,49 @@ func notEarly(t *testing.T, what string, armed, fired time.Time, d, early time.D
 	}
 }
 
-func TestFiresAfterDeadline(t *testing.T) {
-	w := New(Config{Tick: time.Millisecond})
-	defer w.Close()
-	fired := make(chan time.Time, 1)
-	var tm Timer
-	tm.Init(func() { fired <- time.Now() })
-	start := time.Now()
-	early := earlyAllowance(w, start)
-	w.Add(&tm, 20*time.Millisecond)
-	if !active(&tm) {
-		t.Fatal("timer not active after Add")
-	}
+// stamped is a timer that sends the wall time it fires at, with when it
+// was armed.
+type stamped struct {
+	tm    Timer
+	fired chan time.Time
+	armed time.Time     // the wall time of its first Add
+	early time.Duration // earlyAllowance at armed
+}
+
+// armStamped arms a stamped timer on w for d.
+func armStamped(w *Wheel, d time.Duration) *stamped {
+	s := &stamped{fired: make(chan time.Time, 2)}
+	s.tm.Init(func() { s.fired <- time.Now() })
+	s.armed = time.Now()
+	s.early = earlyAllowance(w, s.armed)
+	w.Add(&s.tm, d)
+	return s
+}
+
+// firesAfter waits for s to fire and fails unless it fired no earlier than
+// d after it was armed, less its allowance.
+func (s *stamped) firesAfter(t *testing.T, what string, d time.Duration) {
+	t.Helper()
 	select {
-	case at := <-fired:
-		notEarly(t, "timer", start, at, 20*time.Millisecond, early)
+	case at := <-s.fired:
+		notEarly(t, what, s.armed, at, d, s.early)
 	case <-time.After(generous):
 		t.Fatal("timer never fired")
 	}
-	if active(&tm) {
+}
+
+func TestFiresAfterDeadline(t *testing.T) {
+	w := New(Config{Tick: time.Millisecond})
+	defer w.Close()
+	s := armStamped(w, 20*time.Millisecond)
+	if !active(&s.tm) {
+		t.Fatal("timer not active after Add")
+	}
+	s.firesAfter(t, "timer", 20*time.Millisecond)
+	if active(&s.tm) {
 		t.Fatal("timer still active after firing")
 	}
-	if w.Stop(&tm) {
+	if w.Stop(&s.tm) {
 		t.Fatal("Stop of a fired timer reported true")
 	}
 }
@@ -82,9 +103,11 @@ func TestStopPreventsFiring(t *testing.T) {
 	defer w.Close()
 	var n atomic.Int32
 	timers := make([]Timer, 100)
+	// Armed long enough that none fires before the loop below stops it,
+	// even on a loaded machine under the race detector.
 	for i := range timers {
 		timers[i].Init(func() { n.Add(1) })
-		w.Add(&timers[i], 10*time.Millisecond)
+		w.Add(&timers[i], 200*time.Millisecond)
 	}
 	for i := range timers {
 		if i%2 == 0 && !w.Stop(&timers[i]) {
@@ -93,7 +116,7 @@ func TestStopPreventsFiring(t *testing.T) {
 	}
 	// Once a timer armed later for longer has fired, the slots of the
 	// 100 have been swept.
-	sentinel(t, w, 20*time.Millisecond)
+	sentinel(t, w, 300*time.Millisecond)
 	if got := n.Load(); got != 50 {
 		t.Fatalf("%d timers fired, want the 50 not stopped", got)
 	}
@@ -109,22 +132,12 @@ func TestStopPreventsFiring(t *testing.T) {
 func TestAddMovesArmedTimer(t *testing.T) {
 	w := New(Config{Tick: time.Millisecond})
 	defer w.Close()
-	fired := make(chan time.Time, 2)
-	var tm Timer
-	tm.Init(func() { fired <- time.Now() })
-	start := time.Now()
-	early := earlyAllowance(w, start)
-	w.Add(&tm, 10*time.Millisecond)
-	w.Add(&tm, 80*time.Millisecond)
-	select {
-	case at := <-fired:
-		notEarly(t, "timer moved to 80ms", start, at, 80*time.Millisecond, early)
-	case <-time.After(generous):
-		t.Fatal("timer never fired")
-	}
+	s := armStamped(w, 10*time.Millisecond)
+	w.Add(&s.tm, 80*time.Millisecond)
+	s.firesAfter(t, "timer moved to 80ms", 80*time.Millisecond)
 	sentinel(t, w, 30*time.Millisecond)
 	select {
-	case <-fired:
+	case <-s.fired:
 		t.Fatal("timer fired twice")
 	default:
 	}
@@ -135,18 +148,8 @@ func TestAddMovesArmedTimer(t *testing.T) {
 func TestLongTimersWaitTurns(t *testing.T) {
 	w := newWheel(Config{Tick: time.Millisecond}, 8) // one turn: 8 ms
 	defer w.Close()
-	fired := make(chan time.Time, 1)
-	var tm Timer
-	tm.Init(func() { fired <- time.Now() })
-	start := time.Now()
-	early := earlyAllowance(w, start)
-	w.Add(&tm, 50*time.Millisecond)
-	select {
-	case at := <-fired:
-		notEarly(t, "timer of 50ms on a wheel of 8ms", start, at, 50*time.Millisecond, early)
-	case <-time.After(generous):
-		t.Fatal("timer never fired")
-	}
+	s := armStamped(w, 50*time.Millisecond)
+	s.firesAfter(t, "timer of 50ms on a wheel of 8ms", 50*time.Millisecond)
 }
 
 // TestConcurrentUse arms, re-arms and stops timers from many goroutines while
