@@ -1,6 +1,7 @@
-//go:build ignore
-
-package server
+// Package evio is a tickfan engine on evio's epoll event loops
+// (github.com/tidwall/evio), implementing the reactor contract to be
+// measured against gnet.
+package evio
 
 import (
 	"context"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/tidwall/evio"
 	"golang.org/x/sys/unix"
+
+	"github.com/tickfan/tickfan/server/reactor"
 )
 
 // evioReactor runs the listeners on evio's epoll loops.
@@ -30,8 +33,9 @@ import (
 // evio v1.0.8 does not export; they are found by name once (evioFields)
 // and read on the owning loop only, where evio itself uses them.
 type evioReactor struct {
-	down downState // why it is not serving, if it is not
-	srv  *Server
+	down reactor.DownState // why it is not serving, if it is not
+	h    reactor.Handler
+	opt  reactor.Options
 
 	booted   chan struct{}
 	ws, tcp  net.Addr
@@ -46,8 +50,11 @@ type evioReactor struct {
 // woken by waking one of its connections (anchor): evio calls that
 // connection's Data with no input, and the loop runs its work there.
 type evioLoop struct {
-	l      *loop
+	l      reactor.Loop
 	anchor atomic.Pointer[evioConn]
+	// conns are the loop's open connections, a list through evioConn.next,
+	// for a new anchor when the anchor closes. Loop goroutine only.
+	conns *evioConn
 	// scratch joins evio's pending bytes and ours for a hand-over; evio
 	// copies what a callback returns, so one buffer per loop serves.
 	scratch []byte
@@ -93,15 +100,18 @@ func evioOffsets(c evio.Conn) error {
 	return f.err
 }
 
-func newEvioReactor(s *Server) *evioReactor {
-	return &evioReactor{srv: s, booted: make(chan struct{}), served: make(chan struct{}),
+// New returns the evio engine of h.
+func New(h reactor.Handler, opt reactor.Options) reactor.Engine {
+	return &evioReactor{h: h, opt: opt, booted: make(chan struct{}), served: make(chan struct{}),
 		paired: make(map[unsafe.Pointer]*evioLoop)}
 }
 
-func (r *evioReactor) addrs() (ws, tcp net.Addr) { return r.ws, r.tcp }
+// Addrs are the bound WebSocket and TCP addresses.
+func (r *evioReactor) Addrs() (ws, tcp net.Addr) { return r.ws, r.tcp }
 
-func (r *evioReactor) start(wg *sync.WaitGroup) error {
-	cfg := r.srv.cfg
+// Start binds the listeners and serves; it returns once evio has bound them.
+func (r *evioReactor) Start(wg *sync.WaitGroup) error {
+	cfg := r.opt
 	ev := evio.Events{
 		NumLoops:    cfg.Loops,
 		LoadBalance: evio.RoundRobin,
@@ -126,7 +136,7 @@ func (r *evioReactor) start(wg *sync.WaitGroup) error {
 			err = errors.New("stopped at start")
 		}
 		for _, a := range [][2]string{{"websocket", cfg.WSAddr}, {"tcp", cfg.TCPAddr}} {
-			if lerr := checkListen(a[0], a[1]); lerr != nil {
+			if lerr := reactor.CheckListen(a[0], a[1]); lerr != nil {
 				return fmt.Errorf("reactor: %w", lerr)
 			}
 		}
@@ -134,7 +144,8 @@ func (r *evioReactor) start(wg *sync.WaitGroup) error {
 	}
 }
 
-func (r *evioReactor) stop(ctx context.Context) error {
+// Stop has evio close its listeners and every connection, and waits for it.
+func (r *evioReactor) Stop(ctx context.Context) error {
 	select {
 	case <-r.booted:
 	default:
@@ -170,22 +181,23 @@ func (r *evioReactor) pair(key unsafe.Pointer) *evioLoop {
 	if el, ok := r.paired[key]; ok {
 		return el
 	}
-	el := &evioLoop{l: r.srv.loops[len(r.paired)%len(r.srv.loops)]}
-	el.l.wake = func() {
+	loops := r.h.Loops()
+	el := &evioLoop{l: loops[len(r.paired)%len(loops)]}
+	el.l.SetWake(func() {
 		if a := el.anchor.Load(); a != nil {
 			a.ec.Wake()
 		}
-	}
+	})
 	r.paired[key] = el
 	return el
 }
 
 func (r *evioReactor) opened(ec evio.Conn) ([]byte, evio.Options, evio.Action) {
-	if r.srv.draining.Load() {
+	if r.h.Draining() {
 		return nil, evio.Options{}, evio.Close // a draining node takes no new clients
 	}
 	if err := evioOffsets(ec); err != nil {
-		r.srv.log.Error("evio engine", "err", err)
+		r.h.Logger().Error("evio engine", "err", err)
 		return nil, evio.Options{}, evio.Shutdown
 	}
 	p := reflect.ValueOf(ec).UnsafePointer()
@@ -195,17 +207,17 @@ func (r *evioReactor) opened(ec evio.Conn) ([]byte, evio.Options, evio.Action) {
 	}
 	e.el = r.pair(*(*unsafe.Pointer)(unsafe.Add(p, evioFields.loop)))
 	_ = unix.SetsockoptInt(e.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	kind := kindWS
+	kind := reactor.WebSocket
 	if ec.AddrIndex() == 1 {
-		kind = kindTCP
+		kind = reactor.TCP
 	}
-	e.c = r.srv.openConn(e, e.el.l, kind, ec.RemoteAddr())
+	e.s = r.h.Open(e, e.el.l, kind, ec.RemoteAddr()) // writes a refusal at once
 	ec.SetContext(e)
+	e.el.link(e)
 	if e.el.anchor.Load() == nil {
 		e.el.anchor.Store(e)
 	}
-	e.el.l.runIfScheduled()
-	e.c.l.flush()
+	e.el.l.RunPending()
 	return e.handOver(), evio.Options{ReuseInputBuffer: true}, e.action()
 }
 
@@ -221,16 +233,16 @@ func (r *evioReactor) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 		in = []byte{} // the input kept while the connection was over its budget
 	}
 	if in == nil {
-		e.el.l.runIfScheduled()
+		e.el.l.RunPending()
 	} else if !e.closeReq {
 		buf := in
 		if len(e.in) > 0 {
 			e.in = append(e.in, in...)
 			buf = e.in
 		}
-		e.el.l.enter()
-		n := e.c.traffic(buf)
-		e.el.l.leave()
+		e.el.l.Enter()
+		n := e.s.Data(buf)
+		e.el.l.Leave()
 		switch rest := buf[n:]; {
 		case len(rest) == 0 && cap(e.in) > 4096:
 			e.in = nil // a large frame has gone: give its room back
@@ -251,19 +263,16 @@ func (r *evioReactor) closed(ec evio.Conn, _ error) evio.Action {
 		return evio.None
 	}
 	e.gone = true
-	e.c.closed()
+	e.el.unlink(e)
+	e.s.Closed()
 	if r.stopping.Load() {
 		e.el.anchor.Store(nil) // evio is closing its loops: wake nothing more
 		return evio.None
 	}
 	if e.el.anchor.Load() == e {
-		var next *evioConn
-		if c := e.el.l.conns; c != nil {
-			next, _ = c.t.(*evioConn)
-		}
-		e.el.anchor.Store(next)
+		e.el.anchor.Store(e.el.conns) // nil once the loop has none
 	}
-	e.el.l.runIfScheduled()
+	e.el.l.RunPending()
 	return evio.None
 }
 
@@ -271,11 +280,13 @@ func (r *evioReactor) closed(ec evio.Conn, _ error) evio.Action {
 type evioConn struct {
 	ec   evio.Conn
 	el   *evioLoop
-	c    *conn
+	s    reactor.Session
 	fd   int
 	held *[]byte // evio's bytes still to write for this connection
 	pend []byte  // bytes the socket did not take, not yet handed to evio
 	in   []byte  // a partial frame kept between reads
+
+	prev, next *evioConn // the loop's open connections (evioLoop.conns)
 
 	closeReq bool // close once what is pending is written
 	gone     bool // evio closed it
@@ -319,13 +330,14 @@ func (e *evioConn) Write(b []byte) (int, error) { return e.Writev([][]byte{b}) }
 
 func (e *evioConn) OutboundBuffered() int { return len(e.pend) + len(*e.held) }
 
-// CloseWrite shuts the socket's write side; nothing is pending (conn.shutdown
-// waits for that), and evio goes on reading until the client closes.
+// CloseWrite shuts the socket's write side; nothing is pending (the session
+// waits for that before it asks), and evio goes on reading until the client
+// closes.
 func (e *evioConn) CloseWrite() error {
 	if e.gone || e.closeReq {
 		return net.ErrClosed
 	}
-	return closeWrite(e.fd)
+	return reactor.CloseWrite(e.fd)
 }
 
 // WakeInput has the connection's next callback hand its kept input in
@@ -380,5 +392,32 @@ func writev(fd int, bs [][]byte) (int, error) {
 	return unix.Writev(fd, bs)
 }
 
-// servingErr reports whether the listeners accept and the loops run.
-func (r *evioReactor) servingErr() error { return r.down.err() }
+// ServingErr reports whether the listeners accept and the loops run.
+func (r *evioReactor) ServingErr() error { return r.down.Err() }
+
+// link adds a connection evio opened on the loop to its list. Loop
+// goroutine only.
+func (el *evioLoop) link(e *evioConn) {
+	e.next = el.conns
+	if el.conns != nil {
+		el.conns.prev = e
+	}
+	el.conns = e
+}
+
+// unlink removes a closed connection from the loop's list. Loop goroutine
+// only.
+func (el *evioLoop) unlink(e *evioConn) {
+	switch {
+	case e.prev != nil:
+		e.prev.next = e.next
+	case el.conns == e:
+		el.conns = e.next
+	default:
+		return // not linked
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	}
+	e.prev, e.next = nil, nil
+}

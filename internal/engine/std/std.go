@@ -1,6 +1,7 @@
-//go:build ignore
-
-package server
+// Package std is a tickfan engine on the standard library: net/http and
+// gorilla/websocket on Go's netpoller, implementing the reactor contract
+// to be measured against gnet.
+package std
 
 import (
 	"bufio"
@@ -20,18 +21,22 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tickfan/tickfan/codec"
+	"github.com/tickfan/tickfan/server/reactor"
 )
 
 // stdReactor is the engine most Go servers start from: net/http and
 // gorilla/websocket on Go's netpoller, with a goroutine reading and a
 // goroutine writing each connection (gorilla writes one message per
 // write call). It shares the protocol with the other engines: the reader
-// hands each message to the connection's loop and waits for it to be
-// handled; the loop's outbox reaches the writer through stdTransport.
+// hands each message (or, for TCP, the bytes read) to the session on its
+// loop's goroutine and waits for it to be handled; the session's writes
+// reach the writer through stdTransport.
 // It exists to be measured against; gnet is the engine to run.
 type stdReactor struct {
-	down     downState // why it is not serving, if it is not
-	srv      *Server
+	down     reactor.DownState // why it is not serving, if it is not
+	h        reactor.Handler
+	opt      reactor.Options
+	loops    []reactor.Loop
 	wsLn     net.Listener
 	tcpLn    net.Listener
 	http     *http.Server
@@ -48,34 +53,38 @@ type stdReactor struct {
 	loopWG   sync.WaitGroup // loop runners
 }
 
-func newStdReactor(s *Server) *stdReactor {
-	r := &stdReactor{srv: s, stopping: make(chan struct{}), loopsEnd: make(chan struct{}),
+// New returns the std engine of h.
+func New(h reactor.Handler, opt reactor.Options) reactor.Engine {
+	r := &stdReactor{h: h, opt: opt, stopping: make(chan struct{}), loopsEnd: make(chan struct{}),
 		conns: make(map[*stdTransport]struct{})}
 	r.upgrader = websocket.Upgrader{
-		HandshakeTimeout: s.cfg.HandshakeTimeout,
+		HandshakeTimeout: opt.HandshakeTimeout,
 		CheckOrigin: func(req *http.Request) bool {
 			origin := req.Header.Get("Origin")
-			return origin == "" || s.origins == nil || s.allowOrigin([]byte(origin))
+			return origin == "" || h.AllowOrigin([]byte(origin))
 		},
 	}
 	return r
 }
 
-func (r *stdReactor) addrs() (ws, tcp net.Addr) { return r.wsLn.Addr(), r.tcpLn.Addr() }
+// Addrs are the bound WebSocket and TCP addresses.
+func (r *stdReactor) Addrs() (ws, tcp net.Addr) { return r.wsLn.Addr(), r.tcpLn.Addr() }
 
-func (r *stdReactor) start(wg *sync.WaitGroup) error {
-	cfg := r.srv.cfg
-	wsLn, err := listenTCP("websocket", cfg.WSAddr)
+// Start binds the listeners, starts a goroutine per loop and serves.
+func (r *stdReactor) Start(wg *sync.WaitGroup) error {
+	cfg := r.opt
+	wsLn, err := reactor.ListenTCP("websocket", cfg.WSAddr)
 	if err != nil {
 		return fmt.Errorf("reactor: %w", err)
 	}
-	tcpLn, err := listenTCP("tcp", cfg.TCPAddr)
+	tcpLn, err := reactor.ListenTCP("tcp", cfg.TCPAddr)
 	if err != nil {
 		_ = wsLn.Close()
 		return fmt.Errorf("reactor: %w", err)
 	}
-	r.wsLn, r.tcpLn = drainingListener{wsLn, r.srv, &r.down}, drainingListener{tcpLn, r.srv, &r.down}
-	for _, l := range r.srv.loops {
+	r.wsLn, r.tcpLn = drainingListener{wsLn, r.h, &r.down}, drainingListener{tcpLn, r.h, &r.down}
+	r.loops = r.h.Loops()
+	for _, l := range r.loops {
 		r.runLoop(l)
 	}
 	r.http = &http.Server{Handler: http.HandlerFunc(r.serveWS), ReadHeaderTimeout: cfg.HandshakeTimeout,
@@ -84,7 +93,7 @@ func (r *stdReactor) start(wg *sync.WaitGroup) error {
 	go func() {
 		defer r.connWG.Done()
 		if err := r.http.Serve(r.wsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			r.srv.log.Error("websocket listener stopped", "err", err)
+			r.h.Logger().Error("websocket listener stopped", "err", err)
 		}
 	}()
 	go func() {
@@ -102,22 +111,23 @@ func (r *stdReactor) start(wg *sync.WaitGroup) error {
 	return nil
 }
 
-// runLoop drives loop l from a goroutine of its own: wakes run l.drain.
-func (r *stdReactor) runLoop(l *loop) {
+// runLoop drives loop l from a goroutine of its own: wakes run its
+// pending work.
+func (r *stdReactor) runLoop(l reactor.Loop) {
 	wake := make(chan struct{}, 1)
-	l.wake = func() {
+	l.SetWake(func() {
 		select {
 		case wake <- struct{}{}:
 		default:
 		}
-	}
+	})
 	r.loopWG.Add(1)
 	go func() {
 		defer r.loopWG.Done()
 		for {
 			select {
 			case <-wake:
-				l.drain()
+				l.RunPending()
 			case <-r.loopsEnd:
 				return
 			}
@@ -126,17 +136,17 @@ func (r *stdReactor) runLoop(l *loop) {
 }
 
 // onLoop runs fn on l's goroutine and waits until it has run.
-func onLoop(l *loop, done chan struct{}, fn func()) {
-	l.post(func() {
+func onLoop(l reactor.Loop, done chan struct{}, fn func()) {
+	l.Post(func() {
 		fn()
 		done <- struct{}{}
 	})
 	<-done
 }
 
-// stop closes the listeners and every connection; the loops stop once the
-// connections have gone (Shutdown waits for that).
-func (r *stdReactor) stop(context.Context) error {
+// Stop closes the listeners and every connection; the loops stop once the
+// connections have gone (the wait group of Start counts them).
+func (r *stdReactor) Stop(context.Context) error {
 	r.mu.Lock()
 	select {
 	case <-r.stopping:
@@ -157,8 +167,8 @@ func (r *stdReactor) stop(context.Context) error {
 // drainingListener closes connections that arrive while the server drains.
 type drainingListener struct {
 	net.Listener
-	srv  *Server
-	down *downState // accept errors are told to /readyz (net/http retries them)
+	h    reactor.Handler
+	down *reactor.DownState // accept errors are told to /readyz (net/http retries them)
 }
 
 func (d drainingListener) Accept() (net.Conn, error) {
@@ -166,20 +176,20 @@ func (d drainingListener) Accept() (net.Conn, error) {
 		nc, err := d.Listener.Accept()
 		switch {
 		case err != nil && !errors.Is(err, net.ErrClosed):
-			d.srv.metrics.acceptErrors.Inc()
-			d.down.set(fmt.Errorf("listener %s: %w", d.Addr(), err))
-		case err == nil && d.down.err() != nil:
-			d.down.clear()
+			d.h.Count(reactor.AcceptFailed)
+			d.down.Set(fmt.Errorf("listener %s: %w", d.Addr(), err))
+		case err == nil && d.down.Err() != nil:
+			d.down.Clear()
 		}
-		if err != nil || !d.srv.draining.Load() {
+		if err != nil || !d.h.Draining() {
 			return nc, err
 		}
 		_ = nc.Close()
 	}
 }
 
-func (r *stdReactor) pick() *loop {
-	return r.srv.loops[int(r.next.Add(1)%uint64(len(r.srv.loops)))]
+func (r *stdReactor) pick() reactor.Loop {
+	return r.loops[int(r.next.Add(1)%uint64(len(r.loops)))]
 }
 
 // track counts a connection in (false once stopping) or out.
@@ -202,7 +212,7 @@ func (r *stdReactor) track(t *stdTransport, on bool) bool {
 }
 
 func (r *stdReactor) serveWS(w http.ResponseWriter, req *http.Request) {
-	if req.URL.Path != r.srv.cfg.WSPath {
+	if req.URL.Path != r.opt.WSPath {
 		http.NotFound(w, req)
 		return
 	}
@@ -221,12 +231,12 @@ func (r *stdReactor) serveWS(w http.ResponseWriter, req *http.Request) {
 	}
 	wc, err := r.upgrader.Upgrade(earlyData{w}, req, hdr) // gorilla answers a failed upgrade
 	if err != nil {
-		r.srv.metrics.handshakeFailures.Inc()
+		r.h.Count(reactor.HandshakeFailed)
 		return
 	}
-	wc.SetReadLimit(int64(r.srv.cfg.AnonMaxFrame)) // readWS raises it once the client has a token
+	wc.SetReadLimit(int64(r.opt.AnonMaxFrame)) // readWS raises it once the client has a token
 	t := newStdTransport(wc.NetConn(), wc)
-	r.serve(t, kindWS, func(c *conn) { c.upgraded(format) })
+	r.serve(t, reactor.WebSocket, format)
 }
 
 func (r *stdReactor) acceptTCP() {
@@ -235,7 +245,7 @@ func (r *stdReactor) acceptTCP() {
 		nc, err := r.tcpLn.Accept()
 		if err == nil {
 			backoff = 0
-			go r.serve(newStdTransport(nc, nil), kindTCP, nil)
+			go r.serve(newStdTransport(nc, nil), reactor.TCP, 0)
 			continue
 		}
 		select {
@@ -249,7 +259,7 @@ func (r *stdReactor) acceptTCP() {
 		// Out of descriptors, mostly: pause and go on, as net/http does
 		// for the WebSocket listener (drainingListener counted it).
 		if backoff == 0 {
-			r.srv.log.Warn("tcp accept failed: accepting paused", "err", err)
+			r.h.Logger().Warn("tcp accept failed: accepting paused", "err", err)
 		}
 		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 		time.Sleep(backoff)
@@ -257,8 +267,9 @@ func (r *stdReactor) acceptTCP() {
 }
 
 // serve runs one connection: it is opened on a loop, written by its own
-// goroutine and read by this one until either side ends it.
-func (r *stdReactor) serve(t *stdTransport, kind connKind, opened func(*conn)) {
+// goroutine and read by this one until either side ends it. A WebSocket
+// connection is upgraded already, in format.
+func (r *stdReactor) serve(t *stdTransport, kind reactor.Kind, format codec.Format) {
 	if !r.track(t, true) {
 		_ = t.nc.Close()
 		return
@@ -266,20 +277,30 @@ func (r *stdReactor) serve(t *stdTransport, kind connKind, opened func(*conn)) {
 	defer r.track(t, false)
 	l := r.pick()
 	ack := make(chan struct{}, 1)
-	var c *conn
+	var s reactor.Session
+	var ms reactor.MessageSession
 	onLoop(l, ack, func() {
-		c = r.srv.openConn(t, l, kind, t.nc.RemoteAddr())
-		t.release = func() { l.post(c.closed) }
-		if opened != nil {
-			opened(c)
+		s = r.h.Open(t, l, kind, t.nc.RemoteAddr())
+		t.release = func() {
+			l.Post(func() {
+				t.ended = true
+				s.Closed()
+			})
 		}
-		l.flush()
+		if kind == reactor.WebSocket {
+			if ms, _ = s.(reactor.MessageSession); ms != nil {
+				ms.Upgraded(format)
+			}
+		}
 	})
 	go t.writer()
-	if kind == kindWS {
-		r.readWS(t, c, ack)
-	} else {
-		r.readTCP(t, c, ack)
+	switch {
+	case kind == reactor.TCP:
+		r.readTCP(t, s, l, ack)
+	case ms != nil:
+		r.readWS(t, ms, l, ack)
+	default: // gorilla frames the messages: the session must take them whole
+		r.h.Logger().Error("std engine: a WebSocket session that takes no messages (reactor.MessageSession)")
 	}
 	// The reader stopped: the client closed, the close's time ran out, or
 	// (WebSocket) gorilla refused a frame and sent its close itself. What
@@ -292,27 +313,33 @@ func (r *stdReactor) serve(t *stdTransport, kind connKind, opened func(*conn)) {
 	<-t.done
 }
 
-// readWS hands each WebSocket message to the connection. gorilla answers
+// readWS hands each WebSocket message to the session. gorilla answers
 // protocol violations itself (1002, 1009); pings, pongs and close frames
-// go through the connection like any frame.
-func (r *stdReactor) readWS(t *stdTransport, c *conn, ack chan struct{}) {
-	l := c.l
+// go through the session like any frame.
+func (r *stdReactor) readWS(t *stdTransport, s reactor.MessageSession, l reactor.Loop, ack chan struct{}) {
+	limit := r.opt.AnonMaxFrame
+	// message hands one message to the session on its loop, again after
+	// each WakeInput while the session is over its budget (it reads
+	// nothing more meanwhile); false once the connection has closed.
+	message := func(op ws.OpCode, msg []byte) bool {
+		for handled := false; !handled; {
+			onLoop(l, ack, func() {
+				handled = t.ended || s.Message(op, msg) // after Closed, input is dropped
+				if handled && !t.ended {
+					limit = s.MaxMessage()
+				}
+			})
+			if !handled && !t.waitInput() {
+				return false
+			}
+		}
+		return true
+	}
 	control := func(op ws.OpCode) func(string) error {
 		return func(data string) error {
-			onLoop(l, ack, func() {
-				if c.state == stClosed {
-					return
-				}
-				c.lastSeen = r.srv.wheel.NowNano()
-				switch {
-				case c.closing: // the close has begun: input is dropped
-				case op == ws.OpPing:
-					c.ping([]byte(data))
-				case op == ws.OpClose:
-					c.wsCloseReply([]byte(data))
-				}
-				l.flush()
-			})
+			if !message(op, []byte(data)) {
+				return net.ErrClosed
+			}
 			return nil
 		}
 	}
@@ -325,22 +352,20 @@ func (r *stdReactor) readWS(t *stdTransport, c *conn, ack chan struct{}) {
 		}
 		return control(ws.OpClose)(string(payload))
 	})
-	limit := r.srv.cfg.AnonMaxFrame
 	for {
 		typ, rd, err := t.ws.NextReader()
 		if err != nil {
 			return
 		}
-		// A message begun must be finished within --message-timeout
-		// (conn.holdInput on the other engines).
-		t.readDeadline(time.Now().Add(r.srv.cfg.MessageTimeout))
+		// A message begun must be finished within --message-timeout (the
+		// session bounds it itself on the other engines).
+		t.readDeadline(time.Now().Add(r.opt.MessageTimeout))
 		msg, err := io.ReadAll(rd)
 		if err != nil {
 			if isTimeout(err) {
 				onLoop(l, ack, func() {
-					if c.state != stClosed && !c.closing {
-						c.closeWith(CloseBadRequest, "a message was not finished within the message timeout")
-						l.flush()
+					if !t.ended {
+						s.MessageTimedOut()
 					}
 				})
 			}
@@ -351,28 +376,8 @@ func (r *stdReactor) readWS(t *stdTransport, c *conn, ack chan struct{}) {
 		if typ == websocket.BinaryMessage {
 			op = ws.OpBinary
 		}
-		for handled := false; !handled; {
-			onLoop(l, ack, func() {
-				handled = true
-				if c.state == stClosed || c.closing {
-					return
-				}
-				c.lastSeen = r.srv.wheel.NowNano()
-				if c.overBudget() { // as conn.onData: wait, unread, for the client to read
-					c.pauseInput()
-					handled = false
-					l.flush()
-					return
-				}
-				c.message(op, msg)
-				if m := c.maxFrame(); m != limit {
-					limit = m
-				}
-				l.flush()
-			})
-			if !handled && !t.waitInput() {
-				return
-			}
+		if !message(op, msg) {
+			return
 		}
 		t.ws.SetReadLimit(int64(limit)) // --max-frame once authenticated
 	}
@@ -393,9 +398,9 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// readTCP hands the bytes read to the connection, keeping a partial frame
+// readTCP hands the bytes read to the session, keeping a partial frame
 // for the next read.
-func (r *stdReactor) readTCP(t *stdTransport, c *conn, ack chan struct{}) {
+func (r *stdReactor) readTCP(t *stdTransport, s reactor.Session, l reactor.Loop, ack chan struct{}) {
 	buf := make([]byte, 4096)
 	have := 0
 	for {
@@ -409,14 +414,14 @@ func (r *stdReactor) readTCP(t *stdTransport, c *conn, ack chan struct{}) {
 		have += n
 		for {
 			used, paused := 0, false
-			onLoop(c.l, ack, func() {
-				if c.state != stClosed {
-					used = c.traffic(buf[:have])
-					paused = c.inPaused
+			onLoop(l, ack, func() {
+				if !t.ended {
+					used = s.Data(buf[:have])
+					paused = s.InputPaused()
 				}
 			})
 			have = copy(buf, buf[used:have])
-			// Over its budget the connection reads nothing more from the
+			// Over its budget the session reads nothing more from the
 			// socket until the client has read enough: TCP backpressure.
 			if !paused {
 				break
@@ -440,9 +445,13 @@ type stdTransport struct {
 	wake     chan struct{}
 	readDone chan struct{} // closed when the reader has stopped
 	done     chan struct{} // closed when the writer has closed the socket
-	// release tells the connection's loop it has closed (the socket may
-	// still linger for the client's last bytes); set on open.
+	// release tells the session, on its loop, that the connection has
+	// closed (the socket may still linger for the client's last bytes);
+	// set on open.
 	release func()
+	// ended is set, on the loop, with the call of Session.Closed: the
+	// session takes no more calls. Loop goroutine only.
+	ended bool
 
 	buffered atomic.Int64  // bytes queued and not yet written
 	input    chan struct{} // WakeInput: the reader may go on
@@ -500,9 +509,9 @@ func (t *stdTransport) waitInput() bool {
 }
 
 // Close writes what is queued, shuts the write side and closes the socket
-// once the client has closed its side, all within closeLinger: the
-// writer and the reader do the steps conn.shutdown does on the other
-// engines.
+// once the client has closed its side, all within reactor.CloseLinger: the
+// writer and the reader do the steps the session takes itself on the other
+// engines (Transport.CloseWrite, then Close).
 func (t *stdTransport) Close() error {
 	t.mu.Lock()
 	first := !t.closing
@@ -510,7 +519,7 @@ func (t *stdTransport) Close() error {
 	t.mu.Unlock()
 	if first {
 		close(t.quit)
-		deadline := time.Now().Add(closeLinger)
+		deadline := time.Now().Add(reactor.CloseLinger)
 		_ = t.nc.SetWriteDeadline(deadline)
 		t.mu.Lock() // readDeadline leaves it alone from here on
 		_ = t.nc.SetReadDeadline(deadline)
@@ -587,7 +596,7 @@ func (t *stdTransport) write(buf []byte) error {
 		buf = rest
 		var err error
 		if op.IsControl() {
-			err = t.ws.WriteControl(int(op), payload, time.Now().Add(closeLinger))
+			err = t.ws.WriteControl(int(op), payload, time.Now().Add(reactor.CloseLinger))
 		} else {
 			err = t.ws.WriteMessage(int(op), payload)
 		}
@@ -634,8 +643,8 @@ func (r *stdReactor) connState(nc net.Conn, st http.ConnState) {
 	case http.StateHijacked:
 		r.opening.Delete(nc)
 	case http.StateClosed:
-		if t0, ok := r.opening.LoadAndDelete(nc); ok && time.Since(t0.(time.Time)) >= r.srv.cfg.HandshakeTimeout {
-			r.srv.metrics.handshakeTimeouts.Inc()
+		if t0, ok := r.opening.LoadAndDelete(nc); ok && time.Since(t0.(time.Time)) >= r.opt.HandshakeTimeout {
+			r.h.Count(reactor.HandshakeTimedOut)
 		}
 	}
 }
@@ -679,5 +688,5 @@ func (p *prefixConn) CloseWrite() error {
 	return nil
 }
 
-// servingErr reports whether the listeners accept and the loops run.
-func (r *stdReactor) servingErr() error { return r.down.err() }
+// ServingErr reports whether the listeners accept and the loops run.
+func (r *stdReactor) ServingErr() error { return r.down.Err() }
