@@ -46,10 +46,9 @@ const keptQueueCap = 4096
 // loop is woken once per batch, not once per publication.
 //
 // The inbox is bounded (inboxBound): a loop that falls so far behind does
-// not queue more. The topic is marked instead, and at its next turn the
-// loop continues each of its subscribers of the topic from history, as
-// after a gap: what the history still holds is delivered, and a subscriber
-// further behind gets reset and the snapshot (see deliverPending).
+// not queue more. The topic is marked instead, and at its next turn its
+// subscribers get lag and continue from history: what the history still
+// holds, or reset and the snapshot (see deliverPending).
 func (l *loop) Enqueue(p *topic.Publication) {
 	l.mu.Lock()
 	if !l.inbox.push(p) {
@@ -150,9 +149,10 @@ func (l *loop) RunPending() {
 // When it is behind, it decides rather than queues: publications pending
 // beyond the inbox's bound, and any older than the topic's history holds
 // (its newest taken seq less --history-size), are passed over, and the
-// topic's subscribers continue from history at the end of the turn (reset
-// and the snapshot when history no longer holds where they are). Latency
-// so stays within what the history holds, and memory within the bound.
+// topic's subscribers get lag and continue from history once their outbox
+// has drained (reset and the snapshot when history no longer holds where
+// they are), as a slow client's do. Latency so stays within what the
+// history holds, and memory within the bound.
 func (l *loop) deliverPending(batch []*topic.Publication) (n uint64, more bool) {
 	for _, p := range batch {
 		if lt := l.topics[p.Topic]; lt != nil && (p.Epoch != lt.epoch || p.Seq > lt.newest) {
@@ -171,7 +171,7 @@ func (l *loop) deliverPending(batch []*topic.Publication) (n uint64, more bool) 
 	}
 	if over := len(l.pending) - l.pendingAt - l.inbox.max; over > 0 {
 		for _, p := range l.pending[l.pendingAt : l.pendingAt+over] {
-			l.markBehind(p.Topic)
+			l.lagTopic(p.Topic)
 		}
 		clear(l.pending[l.pendingAt : l.pendingAt+over])
 		l.pendingAt += over
@@ -187,7 +187,7 @@ func (l *loop) deliverPending(batch []*topic.Publication) (n uint64, more bool) 
 		switch {
 		case lt == nil:
 		case p.Epoch == lt.epoch && lt.newest-p.Seq >= hist:
-			l.markBehind(p.Topic) // gone from history already: do not send it late
+			l.lagTopic(p.Topic) // gone from history already: do not send it late
 			l.skipped++
 		default:
 			l.cur, l.curFrames = p, [len(l.curFrames)][]byte{}
@@ -212,13 +212,6 @@ func (l *loop) deliverPending(batch []*topic.Publication) (n uint64, more bool) 
 // leaves the rest of its publications for the next (at least 256 per open
 // connection, so that each write carries a few hundred frames).
 const turnVisits = 1 << 18
-
-func (l *loop) markBehind(name string) {
-	if l.behind == nil {
-		l.behind = make(map[string]struct{})
-	}
-	l.behind[name] = struct{}{}
-}
 
 // again schedules another turn for what this one left. Loop goroutine.
 func (l *loop) again() {

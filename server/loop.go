@@ -50,8 +50,8 @@ type loop struct {
 	cmd       codec.Command                // decode scratch, reused for every command
 	// pending are the publications taken from the inbox and not yet
 	// delivered, from pendingAt on (a turn delivers a bounded share);
-	// behind are the topics whose subscribers continue from history at
-	// the end of the turn, skipped the publications passed over for them.
+	// behind are the topics lagged this turn (lagTopic); skipped counts
+	// the publications passed over.
 	pending   []*topic.Publication
 	pendingAt int
 	behind    map[string]struct{}
@@ -131,15 +131,12 @@ func (l *loop) turn() {
 	}
 
 	for name := range overflow {
-		l.markBehind(name)
+		l.lagTopic(name)
 	}
 	n, more := l.deliverPending(batch)
 	if overflowed += l.skipped; overflowed > 0 {
 		l.srv.metrics.inboxOverflows.Add(float64(overflowed))
 		l.skipped = 0
-	}
-	for name := range l.behind {
-		l.catchUp(name)
 	}
 	clear(l.behind)
 	l.stats.deliveries.Add(n)
@@ -150,19 +147,19 @@ func (l *loop) turn() {
 	}
 }
 
-// catchUp continues every live subscriber of a topic from history, as
-// after a gap: publications of the topic were refused by the full inbox,
-// or skipped as older than its history holds. Publications of it still
-// pending are then skipped as already sent (conn.deliver).
-func (l *loop) catchUp(name string) {
-	lt := l.topics[name]
-	if lt == nil {
+// lagTopic stops pushing the topic live to the loop's subscribers: the
+// loop passed publications of it over (conn.lag). Once per topic a turn.
+func (l *loop) lagTopic(name string) {
+	if _, done := l.behind[name]; done {
 		return
 	}
-	for _, s := range lt.subs {
-		if c := s.c; !c.closing && !s.paused {
-			c.pause(s)
-			c.resumeChunk(s, l.mk.chunk)
+	if l.behind == nil {
+		l.behind = make(map[string]struct{})
+	}
+	l.behind[name] = struct{}{}
+	if lt := l.topics[name]; lt != nil {
+		for _, s := range lt.subs {
+			s.c.lag(s)
 		}
 	}
 }

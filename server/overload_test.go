@@ -5,16 +5,29 @@ import (
 	"testing"
 )
 
-// seqs returns the seq of each publication of topic name the socket got,
-// and whether a reset of it came first.
+// seqs returns the seq of each publication of topic name the socket got
+// since the last reset, and whether a reset came. A reset must follow a
+// lag (the loop fell behind, as a slow client's topics do), and a lag
+// must give the last seq received.
 func seqs(t *testing.T, sock *socket, name string) (got []uint64, reset bool) {
 	t.Helper()
+	lagged := false
 	for _, m := range sock.messages(t) {
 		if m["t"] != name {
 			continue
 		}
-		if m["op"] == "reset" {
-			reset, got = true, nil
+		switch m["op"] {
+		case "lag":
+			if s := uint64(m["s"].(float64)); len(got) > 0 && s != got[len(got)-1] {
+				t.Fatalf("lag s=%d after seq %d", s, got[len(got)-1])
+			}
+			lagged = true
+			continue
+		case "reset":
+			if !lagged {
+				t.Fatal("reset without lag first")
+			}
+			reset, got, lagged = true, nil, false
 			continue
 		}
 		if s, ok := m["s"].(float64); ok {

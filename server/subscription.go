@@ -135,6 +135,23 @@ func (c *conn) goSlow() {
 	c.armTimer(c.slowSince)
 }
 
+// lag stops pushing one live topic whose publications the loop passed
+// over (it fell behind, see loop.deliverPending): the client gets lag with
+// the last seq handed to its socket, the topic's queued frames are
+// dropped, and it continues from history once the outbox has drained
+// (checkMarks), as after a slow client's lag: the missed range, or reset
+// and the snapshot when history no longer holds it.
+func (c *conn) lag(s *subscription) {
+	if c.closing || s.paused || s.conflate {
+		return
+	}
+	c.pause(s)
+	s.last = s.written
+	c.out.drop(func(f *subscription) bool { return f == s }, &c.l.queued)
+	c.l.srv.metrics.lags.Inc()
+	c.push(codec.AppendLag(nil, c.format, s.topic, s.written))
+}
+
 // sub returns the subscription of topic name, or nil.
 func (c *conn) sub(name string) *subscription {
 	for _, s := range c.subs {
