@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"github.com/tickfan/tickfan/codec/internal/mpack"
 	"github.com/tickfan/tickfan/topic"
 )
 
@@ -14,7 +15,7 @@ type encoder struct {
 
 func (e *encoder) openMap(n int) {
 	if e.mp {
-		e.b = appendMsgpackMapHeader(e.b, n)
+		e.b = mpack.AppendMapHeader(e.b, n)
 	} else {
 		e.b = append(e.b, '{')
 	}
@@ -28,7 +29,7 @@ func (e *encoder) closeMap() {
 
 func (e *encoder) openArray(n int) {
 	if e.mp {
-		e.b = appendMsgpackArrayHeader(e.b, n)
+		e.b = mpack.AppendArrayHeader(e.b, n)
 	} else {
 		e.b = append(e.b, '[')
 	}
@@ -49,7 +50,7 @@ func (e *encoder) elem() {
 
 func (e *encoder) key(k string) {
 	if e.mp {
-		e.b = appendMsgpackStr(e.b, k)
+		e.b = mpack.AppendStr(e.b, k)
 		return
 	}
 	if e.b[len(e.b)-1] != '{' {
@@ -61,7 +62,7 @@ func (e *encoder) key(k string) {
 
 func (e *encoder) str(s string) {
 	if e.mp {
-		e.b = appendMsgpackStr(e.b, s)
+		e.b = mpack.AppendStr(e.b, s)
 	} else {
 		e.b = appendJSONString(e.b, s)
 	}
@@ -69,7 +70,7 @@ func (e *encoder) str(s string) {
 
 func (e *encoder) uint(v uint64) {
 	if e.mp {
-		e.b = appendMsgpackUint(e.b, v)
+		e.b = mpack.AppendUint(e.b, v)
 	} else {
 		e.b = appendUintText(e.b, v)
 	}
@@ -77,7 +78,7 @@ func (e *encoder) uint(v uint64) {
 
 func (e *encoder) int(v int64) {
 	if e.mp {
-		e.b = appendMsgpackInt(e.b, v)
+		e.b = mpack.AppendInt(e.b, v)
 	} else {
 		e.b = appendIntText(e.b, v)
 	}
@@ -86,7 +87,7 @@ func (e *encoder) int(v int64) {
 func (e *encoder) bool(v bool) {
 	switch {
 	case e.mp:
-		e.b = appendMsgpackBool(e.b, v)
+		e.b = mpack.AppendBool(e.b, v)
 	case v:
 		e.b = append(e.b, "true"...)
 	default:
