@@ -20,6 +20,9 @@ const (
 // Msgpack reports whether frames of f carry msgpack.
 func (f Format) Msgpack() bool { return f == WSMsgpack || f == TCPMsgpack }
 
+// WebSocket reports whether frames of f are WebSocket frames.
+func (f Format) WebSocket() bool { return f == WSJSON || f == WSMsgpack }
+
 func (f Format) String() string {
 	switch f {
 	case WSJSON:

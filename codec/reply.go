@@ -13,31 +13,28 @@ type encoder struct {
 	mp bool
 }
 
-func (e *encoder) openMap(n int) {
-	if e.mp {
+func (e *encoder) openMap(n int)   { e.open(n, '{') }
+func (e *encoder) closeMap()       { e.close('}') }
+func (e *encoder) openArray(n int) { e.open(n, '[') }
+func (e *encoder) closeArray()     { e.close(']') }
+
+// open starts a map ('{') or array ('[') of n entries: in JSON its opening
+// bracket, in msgpack a header that counts them.
+func (e *encoder) open(n int, bracket byte) {
+	switch {
+	case !e.mp:
+		e.b = append(e.b, bracket)
+	case bracket == '{':
 		e.b = mpack.AppendMapHeader(e.b, n)
-	} else {
-		e.b = append(e.b, '{')
-	}
-}
-
-func (e *encoder) closeMap() {
-	if !e.mp {
-		e.b = append(e.b, '}')
-	}
-}
-
-func (e *encoder) openArray(n int) {
-	if e.mp {
+	default:
 		e.b = mpack.AppendArrayHeader(e.b, n)
-	} else {
-		e.b = append(e.b, '[')
 	}
 }
 
-func (e *encoder) closeArray() {
+// close ends a map ('}') or array (']'); msgpack needs no end.
+func (e *encoder) close(bracket byte) {
 	if !e.mp {
-		e.b = append(e.b, ']')
+		e.b = append(e.b, bracket)
 	}
 }
 
@@ -249,22 +246,6 @@ func AppendLag(dst []byte, f Format, topicName string, seq uint64) []byte {
 	e.str(topicName)
 	e.key("s")
 	e.uint(seq)
-	e.closeMap()
-	return e.endFrame(f, start)
-}
-
-// AppendClose appends the frame {"op":"close","code":C,"reason":".."}, sent
-// just before the server closes. Over WebSocket the caller follows it with
-// AppendWSClose carrying the same code.
-func AppendClose(dst []byte, f Format, code int, reason string) []byte {
-	e, start := startFrame(dst, f)
-	e.openMap(3)
-	e.key("op")
-	e.str("close")
-	e.key("code")
-	e.int(int64(code))
-	e.key("reason")
-	e.str(reason)
 	e.closeMap()
 	return e.endFrame(f, start)
 }
