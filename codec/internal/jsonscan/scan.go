@@ -131,18 +131,22 @@ func Element(b []byte, i int) (val []byte, next int, ok bool) {
 }
 
 // Plain reports whether the string content s (between the quotes) is its
-// own text: no escapes and valid UTF-8.
+// own text: no escapes and valid UTF-8. It is small enough to inline, so
+// the short ASCII keys and names of a message cost no call.
 func Plain(s []byte) bool {
-	for i, c := range s {
-		if c == '\\' {
-			return false
-		}
-		if c >= utf8.RuneSelf {
-			return !containsBackslash(s[i:]) && utf8.Valid(s[i:])
+	for _, c := range s {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return plainSlow(s)
 		}
 	}
 	return true
 }
+
+// plainSlow is Plain of s that is not all ASCII without escapes; kept out
+// of line so that Plain inlines.
+//
+//go:noinline
+func plainSlow(s []byte) bool { return !containsBackslash(s) && utf8.Valid(s) }
 
 func containsBackslash(s []byte) bool {
 	for _, c := range s {
@@ -229,10 +233,11 @@ func hex4(b []byte) rune {
 
 // Text returns the text of the quoted string q, in a string of its own.
 func Text(q []byte) string {
-	if s := q[1 : len(q)-1]; Plain(s) {
+	s := q[1 : len(q)-1]
+	if Plain(s) {
 		return string(s)
 	}
-	return string(AppendText(nil, q[1:len(q)-1]))
+	return string(AppendText(nil, s))
 }
 
 // Uint returns the value of val, a number written as an unsigned integer:
