@@ -1,7 +1,6 @@
 package codec
 
 import (
-	"encoding/json"
 	"unicode/utf8"
 
 	"github.com/tickfan/tickfan/codec/internal/jsonscan"
@@ -12,7 +11,7 @@ type jsonFields struct{}
 
 func (*jsonFields) message(body []byte) (cursor, error) {
 	// The scanner trusts the text to be valid: check it all first.
-	if !json.Valid(body) {
+	if !jsonscan.Valid(body) {
 		return cursor{}, errNotJSON
 	}
 	i, ok := jsonscan.Open(body, jsonscan.SkipWS(body, 0), '{')

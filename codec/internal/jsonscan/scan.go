@@ -1,10 +1,11 @@
-// Package jsonscan walks JSON text that encoding/json's Valid has already
-// accepted: it finds where tokens and values end, steps through the members
-// of an object and the elements of an array, and reads strings and unsigned
-// integers, without building Go values. Since the text is known to be
-// valid, it checks only what it needs to find the end of a token; given
-// text that is not valid, its results mean nothing (SkipWS alone reads any
-// text). It knows nothing of tickfan's messages.
+// Package jsonscan checks JSON text (Valid: encoding/json's answer, in one
+// pass) and walks text that passed: it finds where tokens and values end,
+// steps through the members of an object and the elements of an array, and
+// reads strings and unsigned integers, without building Go values. Since
+// the text is known to be valid, the walk checks only what it needs to
+// find the end of a token; given text that is not valid, its results mean
+// nothing (SkipWS alone reads any text). It knows nothing of tickfan's
+// messages.
 package jsonscan
 
 import (
