@@ -18,7 +18,7 @@ import (
 // 4000 are RFC 6455's: the server sends them in a close frame alone, for a
 // WebSocket protocol violation or in answer to the client's close.
 //
-// The named values below are every code the server sends, with its
+// The Disconnect* values are every code the server sends, each with its
 // default reason; WithReason gives one a more precise reason. They are
 // values: copy them, never change them.
 type Disconnect struct {
