@@ -1,9 +1,7 @@
 package codec
 
 import (
-	"encoding/json"
 	"math"
-	"unicode/utf8"
 
 	"github.com/tickfan/tickfan/topic"
 )
@@ -65,12 +63,8 @@ func (cmd *Command) sinceMap() map[string]topic.Position {
 // type, gives an *Error with code 400. cmd never aliases body.
 func Decode(f Format, body []byte, cmd *Command) error {
 	cmd.reset()
-	var err error
-	if f.Msgpack() {
-		err = decodeMsgpack(body, cmd)
-	} else {
-		err = decodeJSON(body, cmd)
-	}
+	r := readerFor(f)
+	err := decode(r, body, cmd)
 	if err != nil {
 		// A half-filled command must not be acted on; keep only the id so
 		// the caller echoes it: PROTOCOL.md has a map with a valid id get
@@ -78,54 +72,28 @@ func Decode(f Format, body []byte, cmd *Command) error {
 		// may come after the field that failed.
 		id, hasID := cmd.ID, cmd.HasID
 		if !hasID && err != errID {
-			id, hasID = findID(f, body)
+			id, hasID = findID(r, body)
 		}
 		cmd.reset()
 		cmd.ID, cmd.HasID = id, hasID
+		return err
 	}
-	return err
+	if cmd.Data != nil {
+		cmd.DataMsgpack = f.Msgpack()
+	}
+	return nil
 }
 
-// findID returns the "id" of a well-formed message whose other fields may
-// be wrong; ok is false when the message is not a map or its id is absent
-// or not an unsigned integer.
-func findID(f Format, body []byte) (id uint64, ok bool) {
+var (
+	jsonReader    fieldReader = &jsonFields{}
+	msgpackReader fieldReader = &msgpackFields{}
+)
+
+func readerFor(f Format) fieldReader {
 	if f.Msgpack() {
-		if len(body) == 0 || mpSkip(body, 0, false) != len(body) {
-			return 0, false
-		}
-		n, i, isMap := mpContainerLen(body, 0, true)
-		if !isMap {
-			return 0, false
-		}
-		for ; n > 0; n-- {
-			kend := mpSkip(body, i, false)
-			vend := mpSkip(body, kend, false)
-			key, keyOK := mpStr(body[i:kend])
-			val := body[kend:vend]
-			i = vend
-			if keyOK && string(key) == "id" && val[0] != mpNil {
-				return mpUint(val)
-			}
-		}
-		return 0, false
+		return msgpackReader
 	}
-	if !json.Valid(body) {
-		return 0, false
-	}
-	obj, isObj := newJSONObject(body, jsonSkipWS(body, 0))
-	if !isObj {
-		return 0, false
-	}
-	for {
-		key, val, more := obj.next()
-		if !more {
-			return 0, false
-		}
-		if jsonKeyText(key) == "id" && val[0] != 'n' {
-			return jsonUint(val)
-		}
-	}
+	return jsonReader
 }
 
 // Field errors, one per key, so a client sees which field is wrong.
@@ -146,80 +114,67 @@ var (
 	errData          = badRequest(`"d" must be a value JSON can carry`)
 )
 
-func decodeJSON(body []byte, cmd *Command) error {
-	if !json.Valid(body) {
-		return errNotJSON
-	}
-	obj, ok := newJSONObject(body, jsonSkipWS(body, 0))
-	if !ok {
-		return errNotJSONObject
+// decode reads the fields of body into cmd, in whichever format r reads.
+// It stops at the first field that is wrong; cmd then holds the fields
+// before it, the id among them when it came first.
+func decode(r fieldReader, body []byte, cmd *Command) error {
+	c, err := r.message(body)
+	if err != nil {
+		return err
 	}
 	var since []byte
 	var scratch [16]byte
 	for {
-		key, val, ok := obj.next()
-		if !ok {
+		var key, val []byte
+		var fl fieldFlags
+		if c, key, val, fl = r.next(body, c); val == nil {
 			break
 		}
-		k := key[1 : len(key)-1]
-		if containsBackslash(k) {
-			k = jsonUnquote(scratch[:0], key)
+		if !fl.keyIsStr() {
+			continue // a key that is not a string is no key of ours
 		}
-		isNull := val[0] == 'n'
-		if isNull && string(k) != "d" {
+		key = fl.keyText(key, scratch[:0])
+		var ok bool
+		if fl.null() && string(key) != "d" {
 			continue
 		}
-		switch string(k) {
+		switch string(key) {
 		case "op":
-			if cmd.Op, ok = jsonStr(val); !ok {
+			if cmd.Op, ok = r.str(val); !ok {
 				return errOp
 			}
 		case "id":
-			if cmd.ID, ok = jsonUint(val); !ok {
+			if cmd.ID, ok = r.uint(val); !ok {
 				return errID
 			}
 			cmd.HasID = true
 		case "t":
-			if cmd.Topic, ok = jsonStr(val); !ok {
+			if cmd.Topic, ok = r.str(val); !ok {
 				return errTopic
 			}
 		case "topics":
-			arr, ok := newJSONArray(val)
-			if !ok {
+			if cmd.Topics, ok = r.strs(cmd.Topics[:0], val); !ok {
 				return errTopics
-			}
-			cmd.Topics = cmd.Topics[:0]
-			for {
-				v, more := arr.next()
-				if !more {
-					break
-				}
-				s, ok := jsonStr(v)
-				if !ok {
-					return errTopics
-				}
-				cmd.Topics = append(cmd.Topics, s)
 			}
 		case "since":
 			since = val
 		case "limit":
-			n, ok := jsonUint(val)
+			n, ok := r.uint(val)
 			if !ok {
 				return errLimit
 			}
 			cmd.Limit = int(min(n, math.MaxInt32)) // any limit that large means all
 		case "d":
-			if !utf8.Valid(val) || !jsonNumbersFinite(val) {
+			if !r.payload(val) {
 				return errData
 			}
 			cmd.Data = append([]byte(nil), val...)
-			cmd.DataMsgpack = false
 		case "k":
-			if cmd.Kind, ok = jsonStr(val); !ok {
+			if cmd.Kind, ok = r.str(val); !ok {
 				return errKind
 			}
 		case "token":
-			if cmd.Token, ok = jsonStr(val); !ok {
+			if cmd.Token, ok = r.str(val); !ok {
 				return errToken
 			}
 		}
@@ -229,245 +184,87 @@ func decodeJSON(body []byte, cmd *Command) error {
 	}
 	// "since" is read last: its shape depends on "op", which may follow it.
 	if cmd.Op == "pull" {
-		pos, ok := jsonPosition(since)
+		pos, ok := readPosition(r, since)
 		if !ok {
 			return errPullSince
 		}
 		cmd.From = &pos
 		return nil
 	}
-	obj, ok = newJSONObject(since, 0)
+	c, ok := r.mapOf(since)
 	if !ok {
 		return errSubSince
 	}
-	m := cmd.sinceMap()
+	positions := cmd.sinceMap()
 	for {
-		key, val, ok := obj.next()
-		if !ok {
+		var key, val []byte
+		var fl fieldFlags
+		if c, key, val, fl = r.next(since, c); val == nil {
 			break
 		}
-		if val[0] == 'n' {
+		if fl.null() {
 			continue
 		}
-		pos, ok := jsonPosition(val)
+		if !fl.keyIsStr() {
+			return errSubSince
+		}
+		pos, ok := readPosition(r, val)
 		if !ok {
 			return errSubSince
 		}
-		m[jsonString(key)] = pos
+		positions[string(fl.keyText(key, scratch[:0]))] = pos
 	}
-	cmd.Since = m
+	cmd.Since = positions
 	return nil
 }
 
-// jsonStr returns the text of the JSON string val.
-func jsonStr(val []byte) (string, bool) {
-	if val[0] != '"' {
-		return "", false
-	}
-	return jsonString(val), true
-}
-
-// jsonUint returns the value of val, a JSON number written as an unsigned
-// integer: digits only, no sign, fraction or exponent.
-func jsonUint(val []byte) (uint64, bool) {
-	var u uint64
-	for _, c := range val {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if u > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		u = u*10 + d
-	}
-	return u, len(val) > 0
-}
-
-// jsonPosition reads {"e":string,"s":unsigned integer}; a missing or null
+// readPosition reads {"e":string,"s":unsigned integer}; a missing or null
 // field is its zero value.
-func jsonPosition(val []byte) (pos topic.Position, ok bool) {
-	obj, ok := newJSONObject(val, 0)
+func readPosition(r fieldReader, v []byte) (pos topic.Position, ok bool) {
+	c, ok := r.mapOf(v)
 	if !ok {
 		return pos, false
 	}
+	var scratch [16]byte
 	for {
-		key, v, more := obj.next()
-		if !more {
+		var key, val []byte
+		var fl fieldFlags
+		if c, key, val, fl = r.next(v, c); val == nil {
 			return pos, true
 		}
-		if v[0] == 'n' {
+		if !fl.keyIsStr() || fl.null() {
 			continue
 		}
-		switch jsonKeyText(key) {
+		switch string(fl.keyText(key, scratch[:0])) {
 		case "e":
-			if pos.Epoch, ok = jsonStr(v); !ok {
+			if pos.Epoch, ok = r.str(val); !ok {
 				return pos, false
 			}
 		case "s":
-			if pos.Seq, ok = jsonUint(v); !ok {
+			if pos.Seq, ok = r.uint(val); !ok {
 				return pos, false
 			}
 		}
 	}
 }
 
-// jsonKeyText returns a short key for comparison: escaped keys are rare
-// and only matter when they spell a known key.
-func jsonKeyText(key []byte) string {
-	k := key[1 : len(key)-1]
-	if containsBackslash(k) {
-		return string(jsonUnquote(nil, key))
+// findID returns the "id" of a well-formed message whose other fields may
+// be wrong; ok is false when the message is not a map or its id is absent
+// or not an unsigned integer.
+func findID(r fieldReader, body []byte) (id uint64, ok bool) {
+	c, err := r.message(body)
+	if err != nil {
+		return 0, false
 	}
-	return bytesToString(k)
-}
-
-func decodeMsgpack(body []byte, cmd *Command) error {
-	if len(body) == 0 || mpSkip(body, 0, false) != len(body) {
-		return errNotMsgpack
-	}
-	n, i, ok := mpContainerLen(body, 0, true)
-	if !ok {
-		return errNotMsgpackMap
-	}
-	var since []byte
-	for ; n > 0; n-- {
-		kend := mpSkip(body, i, false)
-		key, keyOK := mpStr(body[i:kend])
-		vend := mpSkip(body, kend, false)
-		val := body[kend:vend]
-		i = vend
-		if !keyOK {
-			continue // a key that is not a string is no key of ours
+	var scratch [16]byte
+	for {
+		var key, val []byte
+		var fl fieldFlags
+		if c, key, val, fl = r.next(body, c); val == nil {
+			return 0, false
 		}
-		if val[0] == mpNil && string(key) != "d" {
-			continue
-		}
-		switch string(key) {
-		case "op":
-			if cmd.Op, ok = mpString(val); !ok {
-				return errOp
-			}
-		case "id":
-			if cmd.ID, ok = mpUint(val); !ok {
-				return errID
-			}
-			cmd.HasID = true
-		case "t":
-			if cmd.Topic, ok = mpString(val); !ok {
-				return errTopic
-			}
-		case "topics":
-			cnt, j, ok := mpContainerLen(val, 0, false)
-			if !ok {
-				return errTopics
-			}
-			cmd.Topics = cmd.Topics[:0]
-			for ; cnt > 0; cnt-- {
-				end := mpSkip(val, j, false)
-				s, ok := mpString(val[j:end])
-				if !ok {
-					return errTopics
-				}
-				cmd.Topics = append(cmd.Topics, s)
-				j = end
-			}
-		case "since":
-			since = val
-		case "limit":
-			u, ok := mpUint(val)
-			if !ok {
-				return errLimit
-			}
-			cmd.Limit = int(min(u, math.MaxInt32))
-		case "d":
-			if !ValidMsgpack(val) {
-				return errData
-			}
-			cmd.Data = append([]byte(nil), val...)
-			cmd.DataMsgpack = true
-		case "k":
-			if cmd.Kind, ok = mpString(val); !ok {
-				return errKind
-			}
-		case "token":
-			if cmd.Token, ok = mpString(val); !ok {
-				return errToken
-			}
+		if fl.keyIsStr() && !fl.null() && string(fl.keyText(key, scratch[:0])) == "id" {
+			return r.uint(val)
 		}
 	}
-	if since == nil {
-		return nil
-	}
-	if cmd.Op == "pull" {
-		pos, ok := mpPosition(since)
-		if !ok {
-			return errPullSince
-		}
-		cmd.From = &pos
-		return nil
-	}
-	cnt, j, ok := mpContainerLen(since, 0, true)
-	if !ok {
-		return errSubSince
-	}
-	m := cmd.sinceMap()
-	for ; cnt > 0; cnt-- {
-		kend := mpSkip(since, j, false)
-		vend := mpSkip(since, kend, false)
-		key, keyOK := mpStr(since[j:kend])
-		val := since[kend:vend]
-		j = vend
-		if val[0] == mpNil {
-			continue
-		}
-		if !keyOK {
-			return errSubSince
-		}
-		pos, ok := mpPosition(val)
-		if !ok {
-			return errSubSince
-		}
-		m[string(key)] = pos
-	}
-	cmd.Since = m
-	return nil
-}
-
-func mpString(val []byte) (string, bool) {
-	s, ok := mpStr(val)
-	if !ok {
-		return "", false
-	}
-	return string(s), true
-}
-
-// mpPosition reads {"e":str,"s":non-negative int}; a missing or nil field
-// is its zero value.
-func mpPosition(val []byte) (pos topic.Position, ok bool) {
-	n, i, ok := mpContainerLen(val, 0, true)
-	if !ok {
-		return pos, false
-	}
-	for ; n > 0; n-- {
-		kend := mpSkip(val, i, false)
-		vend := mpSkip(val, kend, false)
-		key, keyOK := mpStr(val[i:kend])
-		v := val[kend:vend]
-		i = vend
-		if !keyOK || v[0] == mpNil {
-			continue
-		}
-		switch string(key) {
-		case "e":
-			if pos.Epoch, ok = mpString(v); !ok {
-				return pos, false
-			}
-		case "s":
-			if pos.Seq, ok = mpUint(v); !ok {
-				return pos, false
-			}
-		}
-	}
-	return pos, true
 }

@@ -3,6 +3,7 @@ package codec
 import (
 	"sync"
 
+	"github.com/tickfan/tickfan/codec/internal/mpack"
 	"github.com/tickfan/tickfan/topic"
 )
 
@@ -33,11 +34,6 @@ var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return
 // maxPooledScratch keeps one huge payload from pinning its buffer forever.
 const maxPooledScratch = 64 << 10
 
-var (
-	jsonNull    = []byte("null")
-	msgpackNull = []byte{mpNil}
-)
-
 // encodePublication encodes p's frame into a buffer of its exact size (up
 // to the few header bytes a WebSocket frame turns out not to need).
 func encodePublication(p *topic.Publication, f Format) []byte {
@@ -55,7 +51,7 @@ func encodePublication(p *topic.Publication, f Format) []byte {
 	}
 	var n int
 	if f.Msgpack() {
-		n = 1 + 2 + msgpackStrLen(len(p.Topic)) + 2 + msgpackUintLen(p.Seq) + 2 + len(data)
+		n = 1 + 2 + mpack.StrLen(len(p.Topic)) + 2 + mpack.UintLen(p.Seq) + 2 + len(data)
 		if p.Snap {
 			n += 2 + 5
 		}
@@ -88,31 +84,6 @@ func encodePublication(p *topic.Publication, f Format) []byte {
 	return buf[hdr-h:]
 }
 
-// convertPayload appends data, given in JSON or msgpack, to dst in the
-// other encoding. Data that does not convert (the broker let through what
-// the codec would have refused) becomes null rather than a broken frame.
-func convertPayload(dst, data []byte, fromMsgpack, toMsgpack bool) []byte {
-	var out []byte
-	var err error
-	switch {
-	case len(data) == 0:
-		err = errBadJSON
-	case fromMsgpack == toMsgpack:
-		return append(dst, data...)
-	case toMsgpack:
-		out, err = JSONToMsgpack(dst, data)
-	default:
-		out, err = MsgpackToJSON(dst, data)
-	}
-	if err != nil {
-		if toMsgpack {
-			return append(dst[:0], msgpackNull...)
-		}
-		return append(dst[:0], jsonNull...)
-	}
-	return out
-}
-
 func appendPublicationJSON(dst []byte, p *topic.Publication, data []byte) []byte {
 	dst = append(dst, `{"t":`...)
 	dst = appendJSONString(dst, p.Topic)
@@ -133,9 +104,9 @@ func appendPublicationMsgpack(dst []byte, p *topic.Publication, data []byte) []b
 		dst = append(dst, 0x83)
 	}
 	dst = append(dst, 0xa1, 't')
-	dst = appendMsgpackStr(dst, p.Topic)
+	dst = mpack.AppendStr(dst, p.Topic)
 	dst = append(dst, 0xa1, 's')
-	dst = appendMsgpackUint(dst, p.Seq)
+	dst = mpack.AppendUint(dst, p.Seq)
 	dst = append(dst, 0xa1, 'd')
 	dst = append(dst, data...)
 	if p.Snap {

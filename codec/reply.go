@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"github.com/tickfan/tickfan/codec/internal/mpack"
 	"github.com/tickfan/tickfan/topic"
 )
 
@@ -12,31 +13,28 @@ type encoder struct {
 	mp bool
 }
 
-func (e *encoder) openMap(n int) {
-	if e.mp {
-		e.b = appendMsgpackMapHeader(e.b, n)
-	} else {
-		e.b = append(e.b, '{')
+func (e *encoder) openMap(n int)   { e.open(n, '{') }
+func (e *encoder) closeMap()       { e.close('}') }
+func (e *encoder) openArray(n int) { e.open(n, '[') }
+func (e *encoder) closeArray()     { e.close(']') }
+
+// open starts a map ('{') or array ('[') of n entries: in JSON its opening
+// bracket, in msgpack a header that counts them.
+func (e *encoder) open(n int, bracket byte) {
+	switch {
+	case !e.mp:
+		e.b = append(e.b, bracket)
+	case bracket == '{':
+		e.b = mpack.AppendMapHeader(e.b, n)
+	default:
+		e.b = mpack.AppendArrayHeader(e.b, n)
 	}
 }
 
-func (e *encoder) closeMap() {
+// close ends a map ('}') or array (']'); msgpack needs no end.
+func (e *encoder) close(bracket byte) {
 	if !e.mp {
-		e.b = append(e.b, '}')
-	}
-}
-
-func (e *encoder) openArray(n int) {
-	if e.mp {
-		e.b = appendMsgpackArrayHeader(e.b, n)
-	} else {
-		e.b = append(e.b, '[')
-	}
-}
-
-func (e *encoder) closeArray() {
-	if !e.mp {
-		e.b = append(e.b, ']')
+		e.b = append(e.b, bracket)
 	}
 }
 
@@ -49,7 +47,7 @@ func (e *encoder) elem() {
 
 func (e *encoder) key(k string) {
 	if e.mp {
-		e.b = appendMsgpackStr(e.b, k)
+		e.b = mpack.AppendStr(e.b, k)
 		return
 	}
 	if e.b[len(e.b)-1] != '{' {
@@ -61,7 +59,7 @@ func (e *encoder) key(k string) {
 
 func (e *encoder) str(s string) {
 	if e.mp {
-		e.b = appendMsgpackStr(e.b, s)
+		e.b = mpack.AppendStr(e.b, s)
 	} else {
 		e.b = appendJSONString(e.b, s)
 	}
@@ -69,7 +67,7 @@ func (e *encoder) str(s string) {
 
 func (e *encoder) uint(v uint64) {
 	if e.mp {
-		e.b = appendMsgpackUint(e.b, v)
+		e.b = mpack.AppendUint(e.b, v)
 	} else {
 		e.b = appendUintText(e.b, v)
 	}
@@ -77,7 +75,7 @@ func (e *encoder) uint(v uint64) {
 
 func (e *encoder) int(v int64) {
 	if e.mp {
-		e.b = appendMsgpackInt(e.b, v)
+		e.b = mpack.AppendInt(e.b, v)
 	} else {
 		e.b = appendIntText(e.b, v)
 	}
@@ -86,7 +84,7 @@ func (e *encoder) int(v int64) {
 func (e *encoder) bool(v bool) {
 	switch {
 	case e.mp:
-		e.b = appendMsgpackBool(e.b, v)
+		e.b = mpack.AppendBool(e.b, v)
 	case v:
 		e.b = append(e.b, "true"...)
 	default:
@@ -248,22 +246,6 @@ func AppendLag(dst []byte, f Format, topicName string, seq uint64) []byte {
 	e.str(topicName)
 	e.key("s")
 	e.uint(seq)
-	e.closeMap()
-	return e.endFrame(f, start)
-}
-
-// AppendClose appends the frame {"op":"close","code":C,"reason":".."}, sent
-// just before the server closes. Over WebSocket the caller follows it with
-// AppendWSClose carrying the same code.
-func AppendClose(dst []byte, f Format, code int, reason string) []byte {
-	e, start := startFrame(dst, f)
-	e.openMap(3)
-	e.key("op")
-	e.str("close")
-	e.key("code")
-	e.int(int64(code))
-	e.key("reason")
-	e.str(reason)
 	e.closeMap()
 	return e.endFrame(f, start)
 }

@@ -4,30 +4,22 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
 
-// WebSocket close codes of RFC 6455 that the codec reports. The
-// application codes 4000-4007 of PROTOCOL.md belong to the server.
-const (
-	CloseNormal        = 1000
-	CloseProtocolError = 1002
-	CloseInvalidUTF8   = 1007
-	CloseTooBig        = 1009
-)
-
 // CloseError is a WebSocket protocol violation by the client: the server
-// closes with Code (and no op close, as PROTOCOL.md says).
+// closes with its Disconnect (a close frame alone, no op close, as
+// PROTOCOL.md says).
 type CloseError struct {
-	Code   int
-	Reason string
+	Disconnect
 }
 
 func (e *CloseError) Error() string {
 	return "websocket close " + strconv.Itoa(e.Code) + ": " + e.Reason
 }
+
+func closeError(d Disconnect, reason string) error { return &CloseError{d.WithReason(reason)} }
 
 // WSFrame is one frame read from a client.
 type WSFrame struct {
@@ -55,19 +47,19 @@ func ReadWSFrame(buf []byte, maxPayload int) (fr WSFrame, n int, err error) {
 	fr.Op = ws.OpCode(b0 & 0x0f)
 	switch {
 	case b0&0x70 != 0:
-		return fr, 0, &CloseError{CloseProtocolError, "reserved bits set"}
+		return fr, 0, closeError(DisconnectProtocolError, "reserved bits set")
 	case !validOpCode(fr.Op):
-		return fr, 0, &CloseError{CloseProtocolError, "reserved opcode " + strconv.Itoa(int(fr.Op))}
+		return fr, 0, closeError(DisconnectProtocolError, "reserved opcode "+strconv.Itoa(int(fr.Op)))
 	case b1&0x80 == 0:
-		return fr, 0, &CloseError{CloseProtocolError, "frame from client is not masked"}
+		return fr, 0, closeError(DisconnectProtocolError, "frame from client is not masked")
 	}
 	length := uint64(b1 & 0x7f)
 	if fr.Op.IsControl() {
 		if !fr.Fin {
-			return fr, 0, &CloseError{CloseProtocolError, "fragmented control frame"}
+			return fr, 0, closeError(DisconnectProtocolError, "fragmented control frame")
 		}
 		if length > 125 {
-			return fr, 0, &CloseError{CloseProtocolError, "control frame payload over 125 bytes"}
+			return fr, 0, closeError(DisconnectProtocolError, "control frame payload over 125 bytes")
 		}
 	}
 	hdr := 2
@@ -84,12 +76,12 @@ func ReadWSFrame(buf []byte, maxPayload int) (fr WSFrame, n int, err error) {
 		}
 		length = binary.BigEndian.Uint64(buf[2:10])
 		if length > math.MaxInt64 {
-			return fr, 0, &CloseError{CloseProtocolError, "payload length has its top bit set"}
+			return fr, 0, closeError(DisconnectProtocolError, "payload length has its top bit set")
 		}
 		hdr = 10
 	}
 	if maxPayload > 0 && length > uint64(maxPayload) || length > uint64(math.MaxInt-wsMaxHeader-4) {
-		return fr, 0, &CloseError{CloseTooBig, "frame payload of " + strconv.FormatUint(length, 10) + " bytes is over the limit"}
+		return fr, 0, closeError(DisconnectTooBig, "frame payload of "+strconv.FormatUint(length, 10)+" bytes is over the limit")
 	}
 	total := hdr + 4 + int(length)
 	if len(buf) < total {
@@ -120,22 +112,4 @@ func AppendWSFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
 	putWSHeader(h, op, len(payload))
 	dst = append(dst, h...)
 	return append(dst, payload...)
-}
-
-// maxCloseReason is what a close frame's 125-byte payload leaves for the
-// reason after the 2-byte code.
-const maxCloseReason = 123
-
-// AppendWSClose appends a close frame with code and reason; a reason too
-// long for a control frame is cut at a UTF-8 boundary.
-func AppendWSClose(dst []byte, code int, reason string) []byte {
-	if len(reason) > maxCloseReason {
-		cut := maxCloseReason
-		for cut > 0 && !utf8.RuneStart(reason[cut]) {
-			cut--
-		}
-		reason = reason[:cut]
-	}
-	dst = append(dst, 0x80|byte(ws.OpClose), byte(2+len(reason)), byte(code>>8), byte(code))
-	return append(dst, reason...)
 }
