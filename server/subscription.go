@@ -54,7 +54,14 @@ func (c *conn) deliver(s *subscription, p *topic.Publication) bool {
 	}
 	c.queue(frame, s, p.Seq)
 	if !c.slow && c.out.over(&c.l.mk, 0) {
-		c.goSlow() // bounded at enqueue, not at the next write
+		// Bounded at enqueue, not at the next write: a socket that has
+		// taken everything before is handed the outbox now; one that
+		// has not makes the client slow.
+		if c.t.OutboundBuffered() == 0 {
+			c.l.stats.bytesOut.Add(uint64(c.flush()))
+		} else {
+			c.goSlow()
+		}
 	}
 	return true
 }
