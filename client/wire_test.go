@@ -50,7 +50,7 @@ func TestServerMessagesDecode(t *testing.T) {
 		}{
 			{codec.AppendLag(nil, f, "a", 3), Message{Kind: KindLag, Op: "lag", Topic: "a", Seq: 3}},
 			{codec.AppendReset(nil, f, "a", "e1", 9), Message{Kind: KindReset, Op: "reset", Topic: "a", Epoch: "e1", Seq: 9}},
-			{codec.AppendClose(nil, f, 4005, "slow"), Message{Kind: KindClose, Op: "close", Code: 4005, Reason: "slow"}},
+			{codec.Disconnect{Code: 4005, Reason: "slow"}.AppendClose(nil, f), Message{Kind: KindClose, Op: "close", Code: 4005, Reason: "slow"}},
 			{codec.AppendError(nil, f, 0, true, 429, "too many"), Message{Kind: KindReply, HasID: true}},
 			{codec.AppendError(nil, f, 0, false, 400, "bad"), Message{Kind: KindReply}},
 			{codec.AppendEmptyReply(nil, f, 3, true), Message{Kind: KindReply, ID: 3, HasID: true}},

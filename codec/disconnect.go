@@ -140,30 +140,3 @@ func (d Disconnect) AppendCloseFrames(dst []byte, f Format) []byte {
 	}
 	return dst
 }
-
-// The forms below predate Disconnect and stay while callers move to it.
-
-// WebSocket close codes of RFC 6455.
-//
-// Deprecated: use the Code of DisconnectNormal, DisconnectProtocolError,
-// DisconnectInvalidUTF8 and DisconnectTooBig.
-const (
-	CloseNormal        = 1000
-	CloseProtocolError = 1002
-	CloseInvalidUTF8   = 1007
-	CloseTooBig        = 1009
-)
-
-// AppendClose appends the frame {"op":"close","code":C,"reason":".."}.
-//
-// Deprecated: use Disconnect.AppendClose.
-func AppendClose(dst []byte, f Format, code int, reason string) []byte {
-	return Disconnect{Code: code, Reason: reason}.AppendClose(dst, f)
-}
-
-// AppendWSClose appends a close frame with code and reason.
-//
-// Deprecated: use Disconnect.AppendWSClose.
-func AppendWSClose(dst []byte, code int, reason string) []byte {
-	return Disconnect{Code: code, Reason: reason}.AppendWSClose(dst)
-}

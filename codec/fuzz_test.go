@@ -28,7 +28,7 @@ func FuzzReadWSFrame(f *testing.F) {
 		fr, n, err := ReadWSFrame(buf, maxPayload)
 		if err != nil {
 			var ce *CloseError
-			if !errors.As(err, &ce) || (ce.Code != CloseProtocolError && ce.Code != CloseTooBig) || n != 0 {
+			if !errors.As(err, &ce) || (ce.Code != DisconnectProtocolError.Code && ce.Code != DisconnectTooBig.Code) || n != 0 {
 				t.Fatalf("err %v, n %d", err, n)
 			}
 			return

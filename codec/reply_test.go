@@ -76,7 +76,9 @@ func TestAppendReplies(t *testing.T) {
 			obj{"op": "reset", "t": "book.X", "e": "ep\\och", "s": uint64(12)}},
 		{"lag", func(d []byte, f Format) []byte { return AppendLag(d, f, "book.X", 1<<40) },
 			obj{"op": "lag", "t": "book.X", "s": uint64(1 << 40)}},
-		{"close", func(d []byte, f Format) []byte { return AppendClose(d, f, 4005, "slow client: "+odd) },
+		{"close", func(d []byte, f Format) []byte {
+			return Disconnect{Code: 4005, Reason: "slow client: " + odd}.AppendClose(d, f)
+		},
 			obj{"op": "close", "code": uint64(4005), "reason": "slow client: " + odd}},
 	}
 	prefix := []byte("previous frames")

@@ -86,25 +86,25 @@ func TestReadWSFrameErrors(t *testing.T) {
 		buf  []byte
 		code int
 	}{
-		{"unmasked text", []byte{0x81, 0x02, 'h', 'i'}, CloseProtocolError},
-		{"unmasked header only", []byte{0x82, 0x7f}, CloseProtocolError},
-		{"rsv1", masked(0xc1, 0, mask...), CloseProtocolError},
-		{"rsv2", masked(0xa1, 0, mask...), CloseProtocolError},
-		{"rsv3", masked(0x91, 0, mask...), CloseProtocolError},
-		{"opcode 3", masked(0x83, 0, mask...), CloseProtocolError},
-		{"opcode 7", masked(0x87, 0, mask...), CloseProtocolError},
-		{"opcode 0xb", masked(0x8b, 0, mask...), CloseProtocolError},
-		{"opcode 0xf", masked(0x8f, 0, mask...), CloseProtocolError},
-		{"ping not fin", masked(0x09, 0, mask...), CloseProtocolError},
-		{"close not fin", masked(0x08, 0, mask...), CloseProtocolError},
-		{"ping 126", masked(0x89, 126, 0, 126), CloseProtocolError},
-		{"pong 127", masked(0x8a, 127), CloseProtocolError},
-		{"close 126 header only", masked(0x88, 126), CloseProtocolError},
-		{"64-bit length top bit", masked(0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1), CloseProtocolError},
-		{"over max, 7-bit", masked(0x82, 101), CloseTooBig},
-		{"over max, 16-bit, header only", masked(0x81, 126, 0x01, 0x00), CloseTooBig},
-		{"over max, 64-bit, header only", masked(0x82, 127, 0, 0, 0, 1, 0, 0, 0, 0), CloseTooBig},
-		{"over max continuation", masked(0x00, 126, 0xff, 0xff), CloseTooBig},
+		{"unmasked text", []byte{0x81, 0x02, 'h', 'i'}, DisconnectProtocolError.Code},
+		{"unmasked header only", []byte{0x82, 0x7f}, DisconnectProtocolError.Code},
+		{"rsv1", masked(0xc1, 0, mask...), DisconnectProtocolError.Code},
+		{"rsv2", masked(0xa1, 0, mask...), DisconnectProtocolError.Code},
+		{"rsv3", masked(0x91, 0, mask...), DisconnectProtocolError.Code},
+		{"opcode 3", masked(0x83, 0, mask...), DisconnectProtocolError.Code},
+		{"opcode 7", masked(0x87, 0, mask...), DisconnectProtocolError.Code},
+		{"opcode 0xb", masked(0x8b, 0, mask...), DisconnectProtocolError.Code},
+		{"opcode 0xf", masked(0x8f, 0, mask...), DisconnectProtocolError.Code},
+		{"ping not fin", masked(0x09, 0, mask...), DisconnectProtocolError.Code},
+		{"close not fin", masked(0x08, 0, mask...), DisconnectProtocolError.Code},
+		{"ping 126", masked(0x89, 126, 0, 126), DisconnectProtocolError.Code},
+		{"pong 127", masked(0x8a, 127), DisconnectProtocolError.Code},
+		{"close 126 header only", masked(0x88, 126), DisconnectProtocolError.Code},
+		{"64-bit length top bit", masked(0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1), DisconnectProtocolError.Code},
+		{"over max, 7-bit", masked(0x82, 101), DisconnectTooBig.Code},
+		{"over max, 16-bit, header only", masked(0x81, 126, 0x01, 0x00), DisconnectTooBig.Code},
+		{"over max, 64-bit, header only", masked(0x82, 127, 0, 0, 0, 1, 0, 0, 0, 0), DisconnectTooBig.Code},
+		{"over max continuation", masked(0x00, 126, 0xff, 0xff), DisconnectTooBig.Code},
 	}
 	for _, tt := range tests {
 		_, n, err := ReadWSFrame(tt.buf, 100)
@@ -155,7 +155,7 @@ func TestAppendWSClose(t *testing.T) {
 		{1002, strings.Repeat("a", 200), strings.Repeat("a", 123)},
 		{4000, strings.Repeat("a", 122) + "é", strings.Repeat("a", 122)}, // é would end at byte 124
 	} {
-		frame := AppendWSClose(nil, tt.code, tt.reason)
+		frame := Disconnect{Code: tt.code, Reason: tt.reason}.AppendWSClose(nil)
 		r := bytes.NewReader(frame)
 		h, err := ws.ReadHeader(r)
 		if err != nil {

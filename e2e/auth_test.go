@@ -77,7 +77,7 @@ func TestTokenExpiryAndRefresh(t *testing.T) {
 	refreshed.ok(t, map[string]any{"op": "refresh", "token": hsToken(t, jwt.MapClaims{"sub": "8", "exp": exp.Add(time.Hour).Unix()})})
 
 	m, err := short.recvWithin(5 * time.Second)
-	if err != nil || m["op"] != "close" || m["code"] != int64(server.CloseTokenExpired) {
+	if err != nil || m["op"] != "close" || m["code"] != int64(closeTokenExpired) {
 		t.Fatalf("expired token: %v %v, want op close 4002", m, err)
 	}
 	if early := time.Until(exp); early > 50*time.Millisecond {

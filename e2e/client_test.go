@@ -641,3 +641,15 @@ var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transp
 func payload(tag string, i int) map[string]any {
 	return map[string]any{"tag": tag, "i": i, "px": float64(i) + 0.25, "side": strings.Repeat("b", i%3+1)}
 }
+
+// The close codes of PROTOCOL.md ("Closing"), written here rather than
+// taken from the server's packages, so that the suite holds the server to
+// the document.
+const (
+	closeIdle           = 4001
+	closeTokenExpired   = 4002
+	closeBadRequest     = 4004
+	closeSlowClient     = 4005
+	closeTooManyConns   = 4006
+	closeServerDraining = 4007
+)

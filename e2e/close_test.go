@@ -127,7 +127,7 @@ func TestCloseReadDespiteInput(t *testing.T) {
 			last, code := readToClose(t, c)
 			stop()
 			if tr.name == "tcp" {
-				if err := checkOpClose(last, server.CloseBadRequest); err != nil {
+				if err := checkOpClose(last, closeBadRequest); err != nil {
 					t.Fatalf("round %d: %v", round, err)
 				}
 			} else if code != websocket.CloseMessageTooBig {
@@ -181,12 +181,12 @@ func TestSlowCloseReadAfterWrite(t *testing.T) {
 			t.Fatalf("a write after the close began: %v", err)
 		}
 		last, code := readToClose(t, c)
-		if err := checkOpClose(last, server.CloseSlowClient); err != nil {
+		if err := checkOpClose(last, closeSlowClient); err != nil {
 			t.Fatal(err)
 		}
 		if tr.name != "tcp" {
-			if code != server.CloseSlowClient {
-				t.Fatalf("close frame code %d, want %d", code, server.CloseSlowClient)
+			if code != closeSlowClient {
+				t.Fatalf("close frame code %d, want %d", code, closeSlowClient)
 			}
 			expectCleanEOF(t, rawConn(c))
 		}
@@ -213,12 +213,12 @@ func TestDrainClosesEachClient(t *testing.T) {
 	go func() { n.srv.Drain(); close(done) }()
 	for _, c := range clients {
 		last, code := readToClose(t, c)
-		if err := checkOpClose(last, server.CloseServerDraining); err != nil {
+		if err := checkOpClose(last, closeServerDraining); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		if c.name != "tcp" {
-			if code != server.CloseServerDraining {
-				t.Fatalf("%s: close frame %d, want %d", c.name, code, server.CloseServerDraining)
+			if code != closeServerDraining {
+				t.Fatalf("%s: close frame %d, want %d", c.name, code, closeServerDraining)
 			}
 			expectCleanEOF(t, rawConn(c))
 		}

@@ -182,7 +182,7 @@ func TestPerIPSlotFreedOnClose(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v, want op close 4006", what, err)
 			}
-			if err := checkOpClose(m, server.CloseTooManyConns); err != nil {
+			if err := checkOpClose(m, closeTooManyConns); err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
 			c.close()

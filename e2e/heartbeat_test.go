@@ -69,7 +69,7 @@ func TestTCPHeartbeatAndIdle(t *testing.T) {
 			}
 			continue
 		}
-		if err := checkOpClose(m, server.CloseIdle); err != nil {
+		if err := checkOpClose(m, closeIdle); err != nil {
 			t.Fatal(err)
 		}
 		break

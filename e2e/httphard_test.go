@@ -211,7 +211,7 @@ func TestHTTPConnectionBudget(t *testing.T) {
 	// Full with 2 clients and the HTTP connection: clients are refused.
 	for _, c := range []*client{dialWS(t, n, protoJSON), dialTCP(t, n)} {
 		msg, err := c.recv()
-		if err != nil || msg["op"] != "close" || msg["code"] != int64(server.CloseTooManyConns) {
+		if err != nil || msg["op"] != "close" || msg["code"] != int64(closeTooManyConns) {
 			t.Fatalf("%s with 2 clients and 1 HTTP connection of 3 places: %v %v, want op close 4006", c.name, msg, err)
 		}
 		c.close()

@@ -34,7 +34,7 @@ func TestAnonMaxFrame(t *testing.T) {
 		}
 		last, code := readToClose(t, c)
 		if tr.name == "tcp" {
-			if err := checkOpClose(last, server.CloseBadRequest); err != nil {
+			if err := checkOpClose(last, closeBadRequest); err != nil {
 				t.Fatal(err)
 			}
 		} else if code != 1009 {
@@ -96,11 +96,11 @@ func TestMessageTimeout(t *testing.T) {
 		last, code := readToClose(t, c)
 		close(stop)
 		<-done
-		if err := checkOpClose(last, server.CloseBadRequest); err != nil {
+		if err := checkOpClose(last, closeBadRequest); err != nil {
 			t.Fatal(err)
 		}
-		if tr.name != "tcp" && code != server.CloseBadRequest {
-			t.Fatalf("close frame %d, want %d", code, server.CloseBadRequest)
+		if tr.name != "tcp" && code != closeBadRequest {
+			t.Fatalf("close frame %d, want %d", code, closeBadRequest)
 		}
 	})
 	check()
@@ -173,7 +173,7 @@ func TestInboundBudget(t *testing.T) {
 			if r.err != nil {
 				t.Fatalf("connection %d: %v, want op close 4004 or the reply to its ping", r.i, r.err)
 			}
-			if checkOpClose(r.m, server.CloseBadRequest) == nil {
+			if checkOpClose(r.m, closeBadRequest) == nil {
 				closed++
 			} else if err := checkReply(r.m, ids[r.i]); err != nil || !hasKeys(r.m, "id", "res") {
 				t.Fatalf("connection %d: got %s, want op close 4004 or the reply to ping %d", r.i, r.m, ids[r.i])

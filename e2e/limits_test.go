@@ -42,7 +42,7 @@ func TestMaxConnections(t *testing.T) {
 	b.alive(t)
 	for _, over := range []*client{dialTCP(t, n), dialWS(t, n, protoJSON)} {
 		m, err := over.recv()
-		if err != nil || m["op"] != "close" || m["code"] != int64(server.CloseTooManyConns) {
+		if err != nil || m["op"] != "close" || m["code"] != int64(closeTooManyConns) {
 			t.Fatalf("%s over the limit: %v %v, want op close 4006", over.name, m, err)
 		}
 		if _, err := over.recv(); err == nil {
@@ -75,7 +75,7 @@ func admitted(t *testing.T, c *client) bool {
 	if err != nil {
 		t.Fatalf("%s: %v, want the reply to a ping or op close 4006", c.name, err)
 	}
-	if checkOpClose(m, server.CloseTooManyConns) == nil {
+	if checkOpClose(m, closeTooManyConns) == nil {
 		if _, err := c.recv(); err == nil {
 			t.Fatalf("%s: refused connection still open after op close", c.name)
 		}
@@ -93,7 +93,7 @@ func TestConnectionsPerIP(t *testing.T) {
 	check := healthy(t, n) // 1 from 127.0.0.1
 	dialTCP(t, n).alive(t) // 2
 	over := dialTCP(t, n)
-	if m, err := over.recv(); err != nil || m["code"] != int64(server.CloseTooManyConns) {
+	if m, err := over.recv(); err != nil || m["code"] != int64(closeTooManyConns) {
 		t.Fatalf("third connection from one IP: %v %v, want op close 4006", m, err)
 	}
 	check()
@@ -223,7 +223,7 @@ func TestCommandRate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("abuser: %v before op close 4004", err)
 			}
-			closed = m["op"] == "close" && m["code"] == int64(server.CloseBadRequest)
+			closed = m["op"] == "close" && m["code"] == int64(closeBadRequest)
 		}
 		if !closed {
 			t.Fatal("abuser never got op close 4004")
@@ -301,7 +301,7 @@ func TestPerIPShareByDefault(t *testing.T) {
 	}
 	over := dialTCP(t, n)
 	m, err := over.recv()
-	if err != nil || m["op"] != "close" || m["code"] != int64(server.CloseTooManyConns) {
+	if err != nil || m["op"] != "close" || m["code"] != int64(closeTooManyConns) {
 		t.Fatalf("4th connection from one address of 6 places: %v %v, want op close 4006", m, err)
 	}
 	if v := metricValue(t, n, "tickfan_rejected_connections_total", "reason", "per_ip"); v != 1 {

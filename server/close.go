@@ -8,36 +8,24 @@ import (
 	"github.com/tickfan/tickfan/server/reactor"
 )
 
-// Close codes the server sends in {"op":"close"} and, over WebSocket, in the
-// close frame (PROTOCOL.md "Server to client"). A client may reconnect after
-// any of them except CloseForbidden and CloseBadRequest, which will recur
-// until the client changes what it sends; after CloseSlowClient it should
-// read faster or subscribe to less.
-const (
-	CloseShutdown       = 4000 // normal shutdown; reconnect
-	CloseIdle           = 4001 // nothing heard within the idle timeout; reconnect
-	CloseTokenExpired   = 4002 // token expired without refresh; reconnect with a new token
-	CloseForbidden      = 4003 // not allowed; do not retry as is
-	CloseBadRequest     = 4004 // broken framing or abuse; do not retry as is
-	CloseSlowClient     = 4005 // over the outbox mark past the slow timeout; reconnect with since
-	CloseTooManyConns   = 4006 // connection limit reached; reconnect later with backoff
-	CloseServerDraining = 4007 // the server is draining; reconnect (to another node)
-)
+// The close codes are codec's Disconnect values (codec/disconnect.go): the
+// code, its reason and whether the client should reconnect, the same value
+// writing the op close, the WebSocket close frame and the metric.
 
 // wsCloseReply answers the client's close frame with the same code, as
 // RFC 6455 5.5.1 asks, and closes.
 func (c *conn) wsCloseReply(payload []byte) {
-	code := codec.CloseNormal
+	code := codec.DisconnectNormal.Code
 	switch {
 	case len(payload) == 1:
-		code = codec.CloseProtocolError
+		code = codec.DisconnectProtocolError.Code
 	case len(payload) >= 2:
 		code = int(payload[0])<<8 | int(payload[1])
 		if !validCloseCode(code) || !utf8.Valid(payload[2:]) {
-			code = codec.CloseProtocolError
+			code = codec.DisconnectProtocolError.Code
 		}
 	}
-	c.push(codec.AppendWSClose(nil, code, ""))
+	c.push(codec.Disconnect{Code: code}.AppendWSClose(nil)) // the code alone, as the client sent it
 	c.closeAfterFlush()
 }
 
@@ -57,28 +45,25 @@ func validCloseCode(code int) bool {
 func (c *conn) wsProtocolClose(err error) {
 	var ce *codec.CloseError
 	if errors.As(err, &ce) {
-		c.wsClose(ce.Code, ce.Reason)
+		c.wsClose(ce.Disconnect)
 		return
 	}
-	c.wsClose(codec.CloseProtocolError, err.Error())
+	c.wsClose(codec.DisconnectProtocolError.WithReason(err.Error()))
 }
 
 // wsClose sends a WebSocket close frame (no op close: PROTOCOL.md says
 // protocol violations carry only the RFC 6455 code) and closes.
-func (c *conn) wsClose(code int, reason string) {
-	c.l.srv.metrics.closes(code).Inc()
-	c.push(codec.AppendWSClose(nil, code, reason))
+func (c *conn) wsClose(d codec.Disconnect) {
+	c.l.srv.metrics.closes(d.Code).Inc()
+	c.push(d.AppendWSClose(nil))
 	c.closeAfterFlush()
 }
 
 // closeWith sends {"op":"close"} (and over WebSocket a close frame with the
-// same code) and closes.
-func (c *conn) closeWith(code int, reason string) {
-	c.l.srv.metrics.closes(code).Inc()
-	c.push(codec.AppendClose(nil, c.format, code, reason))
-	if c.kind == reactor.WebSocket {
-		c.push(codec.AppendWSClose(nil, code, reason))
-	}
+// same code and reason) and closes.
+func (c *conn) closeWith(d codec.Disconnect) {
+	c.l.srv.metrics.closes(d.Code).Inc()
+	c.push(d.AppendCloseFrames(nil, c.format))
 	c.closeAfterFlush()
 }
 
@@ -124,10 +109,5 @@ func (c *conn) drainNotice() {
 		}
 		return
 	}
-	c.l.srv.metrics.closes(CloseServerDraining).Inc()
-	c.push(codec.AppendClose(nil, c.format, CloseServerDraining, "server draining"))
-	if c.kind == reactor.WebSocket {
-		c.push(codec.AppendWSClose(nil, CloseServerDraining, "server draining"))
-	}
-	c.closeAfterFlush()
+	c.closeWith(codec.DisconnectServerDraining)
 }

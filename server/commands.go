@@ -61,7 +61,7 @@ func (c *conn) takeCommand() bool {
 		return true
 	}
 	if int(c.cmds.refused) > rate {
-		c.closeWith(CloseBadRequest, "command rate abuse")
+		c.closeWith(codec.DisconnectBadRequest.WithReason("command rate abuse"))
 	}
 	return false
 }
@@ -73,7 +73,7 @@ func (c *conn) exec(body []byte) {
 		// Commands are answered in order: wait for the token check.
 		r := c.rareState()
 		if len(r.waiting) >= maxWaiting {
-			c.closeWith(CloseBadRequest, "too many commands while a token is checked")
+			c.closeWith(codec.DisconnectBadRequest.WithReason("too many commands while a token is checked"))
 			return
 		}
 		r.waiting = append(r.waiting, append([]byte(nil), body...))

@@ -62,8 +62,8 @@ type conn struct {
 	// held is the inbound bytes the connection holds unhandled (in the
 	// reactor's buffer and a fragmented message), counted in the
 	// server's inbound budget.
-	held   int32
-	reject uint16 // a close code to send once the WebSocket upgrade is done
+	held     int32
+	rejected bool // refused by the limits: told 4006 once the WebSocket upgrade is done
 
 	// The small fields together, so that conn stays in a small size class.
 	kind    reactor.Kind

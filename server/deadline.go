@@ -69,16 +69,16 @@ func (c *conn) onTimer() {
 			return
 		}
 	case c.claims != nil && now >= c.tokenExp:
-		c.closeWith(CloseTokenExpired, "token expired")
+		c.closeWith(codec.DisconnectTokenExpired)
 		return
 	case c.begun != 0 && now-c.begun >= int64(cfg.MessageTimeout):
-		c.closeWith(CloseBadRequest, "a message was not finished within the message timeout")
+		c.closeWith(codec.DisconnectBadRequest.WithReason("a message was not finished within the message timeout"))
 		return
 	case now-c.lastSeen >= int64(cfg.IdleTimeout):
-		c.closeWith(CloseIdle, "idle timeout")
+		c.closeWith(codec.DisconnectIdle)
 		return
 	case c.slow && now-c.slowSince >= int64(cfg.SlowTimeout):
-		c.closeWith(CloseSlowClient, "slow client")
+		c.closeWith(codec.DisconnectSlowClient)
 		return
 	case now >= c.nextPing:
 		if c.kind == reactor.WebSocket {

@@ -1,5 +1,7 @@
 package server
 
+import "github.com/tickfan/tickfan/codec"
+
 // overBudget reports whether what is queued for the client, in the outbox
 // and the reactor's write buffer, is past the outbox's high-water mark.
 func (c *conn) overBudget() bool {
@@ -85,10 +87,10 @@ func (c *conn) holdInput(rest, consumed int, now int64) {
 	switch {
 	case held == 0:
 	case c.inPaused && held > 2*c.maxFrame():
-		c.closeWith(CloseSlowClient, "sends commands without reading the replies")
+		c.closeWith(codec.DisconnectSlowClient.WithReason("sends commands without reading the replies"))
 	case srv.inbound.Load() > int64(srv.cfg.InboundBytes):
 		srv.metrics.inboundRefusals.Inc()
-		c.closeWith(CloseBadRequest, "the server holds too many unfinished messages")
+		c.closeWith(codec.DisconnectBadRequest.WithReason("the server holds too many unfinished messages"))
 		// What it sent is dropped (a closing connection reads nothing).
 		srv.inbound.Add(-int64(c.held))
 		c.held = 0

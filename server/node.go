@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tickfan/tickfan/auth"
+	"github.com/tickfan/tickfan/codec"
 	"github.com/tickfan/tickfan/server/reactor"
 	"github.com/tickfan/tickfan/topic"
 	"github.com/tickfan/tickfan/wheel"
@@ -184,11 +185,11 @@ func (s *Server) admit(c *conn) {
 	}
 	s.metrics.rejectedConns.WithLabelValues(reason).Inc()
 	if c.kind == reactor.TCP {
-		c.closeWith(CloseTooManyConns, "too many connections")
+		c.closeWith(codec.DisconnectTooManyConns)
 		c.l.flush()
 		return
 	}
-	c.reject = uint16(CloseTooManyConns)
+	c.rejected = true
 }
 
 // Drain makes the node leave service gracefully: /readyz answers 503 at

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tickfan/tickfan/codec"
 	"github.com/tickfan/tickfan/server/reactor"
 )
 
@@ -237,7 +238,7 @@ func slowTimeoutPassed(srv *Server, l *loop, c *conn) {
 func expectClosedSlow(t *testing.T, sock *socket) {
 	t.Helper()
 	msgs := sock.messages(t)
-	if last := msgs[len(msgs)-1]; last["op"] != "close" || last["code"].(float64) != CloseSlowClient {
+	if last := msgs[len(msgs)-1]; last["op"] != "close" || last["code"].(float64) != float64(codec.DisconnectSlowClient.Code) {
 		t.Fatalf("last message %v, want op close 4005", last)
 	}
 }

@@ -66,8 +66,8 @@ func (c *conn) upgraded(f codec.Format) {
 	c.state = stOpen
 	c.begun = 0 // from here on: the oldest unfinished message
 	c.l.srv.metrics.conns(reactor.WebSocket).Inc()
-	if c.reject != 0 {
-		c.closeWith(int(c.reject), "too many connections")
+	if c.rejected {
+		c.closeWith(codec.DisconnectTooManyConns)
 		return
 	}
 	c.armTimer(c.l.srv.wheel.NowNano())
@@ -76,7 +76,7 @@ func (c *conn) upgraded(f codec.Format) {
 func (c *conn) readTCP(buf []byte) int {
 	body, n, err := codec.ReadTCPFrame(buf, c.maxFrame())
 	if err != nil {
-		c.closeWith(CloseBadRequest, err.Error())
+		c.closeWith(codec.DisconnectBadRequest.WithReason(err.Error()))
 		return len(buf)
 	}
 	if n > 0 {
@@ -98,7 +98,7 @@ func (c *conn) readWS(buf []byte) int {
 	switch fr.Op {
 	case ws.OpText, ws.OpBinary:
 		if c.rare != nil && c.rare.frag != nil {
-			c.wsClose(codec.CloseProtocolError, "new message inside a fragmented one")
+			c.wsClose(codec.DisconnectProtocolError.WithReason("new message inside a fragmented one"))
 			return len(buf)
 		}
 		if !fr.Fin {
@@ -111,12 +111,12 @@ func (c *conn) readWS(buf []byte) int {
 		c.message(fr.Op, fr.Payload)
 	case ws.OpContinuation:
 		if c.rare == nil || c.rare.frag == nil {
-			c.wsClose(codec.CloseProtocolError, "continuation without a start")
+			c.wsClose(codec.DisconnectProtocolError.WithReason("continuation without a start"))
 			return len(buf)
 		}
 		r := c.rare
 		if len(r.frag)+len(fr.Payload) > maxFrame {
-			c.wsClose(codec.CloseTooBig, "message too big")
+			c.wsClose(codec.DisconnectTooBig)
 			return len(buf)
 		}
 		r.frag = append(r.frag, fr.Payload...)
@@ -138,7 +138,7 @@ func (c *conn) readWS(buf []byte) int {
 // message handles one whole WebSocket data message.
 func (c *conn) message(op ws.OpCode, payload []byte) {
 	if op == ws.OpText && !utf8.Valid(payload) {
-		c.wsClose(codec.CloseInvalidUTF8, "text message is not UTF-8")
+		c.wsClose(codec.DisconnectInvalidUTF8.WithReason("text message is not UTF-8"))
 		return
 	}
 	c.handle(payload)
@@ -194,7 +194,7 @@ func (c *conn) MaxMessage() int { return c.maxFrame() }
 // MessageTimedOut implements reactor.MessageSession.
 func (c *conn) MessageTimedOut() {
 	if c.state != stClosed && !c.closing {
-		c.closeWith(CloseBadRequest, "a message was not finished within the message timeout")
+		c.closeWith(codec.DisconnectBadRequest.WithReason("a message was not finished within the message timeout"))
 		c.l.flush()
 	}
 }
