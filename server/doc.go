@@ -11,9 +11,9 @@
 // cache, writes), conn (state, lifecycle), wsread (handshake, frames,
 // fragments), inbound (input budget, backpressure), close (codes, the
 // close exchange), commands, subscribe, publish, subscription (deliver,
-// catch-up, resume), outbox (the bounded queue, its marks, the write),
-// deadline (the connection's wheel timer), limits, http, httplisten,
-// metrics, config.
+// catch-up, resume), outbox (the bounded queue, the write), marks (the
+// high- and low-water marks, --queue-memory), deadline (the connection's
+// wheel timer), limits, http, httplisten, metrics, config and configcheck.
 //
 // Goroutines: each loop owns its connections, its subscriber index and
 // their outboxes; nothing of them is touched from another goroutine. Other

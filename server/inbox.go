@@ -154,11 +154,6 @@ func (l *loop) RunPending() {
 // they are), as a slow client's do. Latency so stays within what the
 // history holds, and memory within the bound.
 func (l *loop) deliverPending(batch []*topic.Publication) (n uint64, more bool) {
-	for _, p := range batch {
-		if lt := l.topics[p.Topic]; lt != nil && (p.Epoch != lt.epoch || p.Seq > lt.newest) {
-			lt.epoch, lt.newest = p.Epoch, p.Seq
-		}
-	}
 	switch {
 	case l.pendingAt == len(l.pending):
 		l.inbox.recycle(l.pending)
@@ -177,7 +172,18 @@ func (l *loop) deliverPending(batch []*topic.Publication) (n uint64, more bool) 
 		l.pendingAt += over
 		l.skipped += uint64(over)
 	}
+	// With fewer publications pending than a topic's history holds, none
+	// of them can be older than it: the newest of each topic is looked
+	// up only when more are pending.
 	hist := uint64(l.srv.cfg.HistorySize)
+	deep := len(l.pending)-l.pendingAt >= int(hist)
+	if deep {
+		for _, p := range l.pending[l.pendingAt:] {
+			if lt := l.topics[p.Topic]; lt != nil && (p.Epoch != lt.epoch || p.Seq > lt.newest) {
+				lt.epoch, lt.newest = p.Epoch, p.Seq
+			}
+		}
+	}
 	visits, budget := 0, max(l.turnVisits, 256*int(l.open.Load()))
 	for l.pendingAt < len(l.pending) && visits < budget {
 		p := l.pending[l.pendingAt]
@@ -186,7 +192,7 @@ func (l *loop) deliverPending(batch []*topic.Publication) (n uint64, more bool) 
 		lt := l.topics[p.Topic]
 		switch {
 		case lt == nil:
-		case p.Epoch == lt.epoch && lt.newest-p.Seq >= hist:
+		case deep && p.Epoch == lt.epoch && lt.newest-p.Seq >= hist:
 			l.lagTopic(p.Topic) // gone from history already: do not send it late
 			l.skipped++
 		default:

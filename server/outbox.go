@@ -131,55 +131,6 @@ func (o *outbox) over(m *marks, held int) bool {
 	return o.bytes+held > m.hiBytes || len(o.frames) > m.hiMsgs
 }
 
-// marks are the bounds of a connection's queue, computed in one place
-// (loop.refreshMarks). Over hi the client is slow (lag); once the engine
-// holds nothing of its bytes and the outbox is under lo, its lagged topics
-// continue from history, chunk bytes of it at a time, so a client that
-// reads slowly is fed at its own pace.
-type marks struct {
-	hiBytes, hiMsgs int
-	loBytes, loMsgs int
-	chunk           int
-}
-
-// minShare is the least high-water mark --queue-memory's share gives a
-// connection: a few dozen publications.
-const minShare = 16 << 10
-
-// refreshMarks computes the loop's marks: --outbox-bytes and
-// --outbox-msgs, and while the bytes queued for every client together are
-// over --queue-memory, each connection's share of it, so that memory and
-// latency stay bounded when the node cannot keep up: the clients with the
-// most queued go slow first, and continue from history (reset, when
-// they are further behind than it holds). Loop goroutine only.
-func (l *loop) refreshMarks() {
-	cfg := &l.srv.cfg
-	m := marks{hiBytes: cfg.OutboxBytes, hiMsgs: cfg.OutboxMsgs}
-	if budget := cfg.QueueMemory; budget > 0 && l.srv.queuedBytes(l) > budget {
-		share := budget / max(l.srv.openConns(), 1)
-		m.hiBytes = int(min(int64(m.hiBytes), max(share, minShare)))
-	}
-	m.loBytes, m.loMsgs, m.chunk = m.hiBytes/4, m.hiMsgs/4, m.hiBytes/2
-	l.mk = m
-}
-
-// queuedBytes is what is queued for every client: l's own count as it is
-// now (l's goroutine), and the other loops' as they published it at their
-// last flush (l nil: every loop's, from any goroutine).
-func (s *Server) queuedBytes(l *loop) int64 {
-	var n int64
-	for _, o := range s.loops {
-		switch o {
-		case nil: // New is still making the loops
-		case l:
-			n += l.queued + l.held
-		default:
-			n += o.queuedPub.Load()
-		}
-	}
-	return n
-}
-
 // maxIovecs is the most buffers one writev may carry (Linux IOV_MAX).
 const maxIovecs = 1024
 
@@ -218,16 +169,25 @@ func (c *conn) flush() int {
 		c.shutdown()
 		return n
 	}
-	buffered := c.t.OutboundBuffered()
-	if c.slow || c.paused > 0 || n > c.l.mk.loBytes {
-		c.checkMarks(buffered)
-	}
-	if buffered > 0 {
-		c.block() // poll counts what the engine holds, and resumes lagged topics
+	// A small write the kernel takes whole, as a rule: only a larger one,
+	// or a client that lags, is looked at again (what the engine kept
+	// counts in --queue-memory through poll, and lagged topics resume).
+	if c.slow || c.paused > 0 || n > smallWrite {
+		buffered := c.t.OutboundBuffered()
+		if c.slow || c.paused > 0 || n > c.l.mk.loBytes {
+			c.checkMarks(buffered)
+		}
+		if buffered > 0 {
+			c.block()
+		}
 	}
 	c.resumeInput()
 	return n
 }
+
+// smallWrite is the largest write whose rest, should the socket not take
+// it all, is left out of --queue-memory's count until the next write.
+const smallWrite = 4 << 10
 
 // writeOut writes the whole outbox: one frame as it is, up to coalesceMax
 // bytes copied into one buffer, more with writev, at most maxIovecs frames
@@ -270,40 +230,4 @@ func (c *conn) writeOut() int {
 		c.pongQueued = false
 	}
 	return total
-}
-
-// checkMarks applies the outbox's high- and low-water marks, given the
-// bytes in the engine's write buffer (which the outbox has seen). A client is over the mark when the
-// bytes or frames queued pass the high mark; it has drained when the socket
-// took every byte handed to it (the reactor holds none) and the outbox is
-// under the low mark. Paused topics continue from history only then, a
-// chunk at a time, so a client that reads slowly is fed at its own pace.
-func (c *conn) checkMarks(buffered int) {
-	if c.closing {
-		return // nothing more is pushed: no lag, no resume
-	}
-	m := &c.l.mk
-	switch {
-	case c.out.over(m, buffered):
-		if !c.slow {
-			c.goSlow()
-		}
-	case buffered == 0 && c.out.bytes <= m.loBytes && len(c.out.frames) <= m.loMsgs:
-		if c.paused > 0 {
-			budget := m.chunk
-			for _, s := range c.subs {
-				if s.paused && budget > 0 {
-					budget -= c.resumeChunk(s, budget)
-				}
-			}
-		}
-		// A client stays slow until it has caught up (its lagged topics
-		// are live again), not merely until the kernel has taken what we
-		// wrote: a stalled client's socket buffer takes the first chunks
-		// of its catch-up, and it must still meet --slow-timeout.
-		if c.slow && c.paused == 0 {
-			c.slow = false
-			c.l.srv.metrics.slowClients.Dec()
-		}
-	}
 }
