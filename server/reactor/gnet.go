@@ -64,6 +64,12 @@ func (r *Gnet) Start(wg *sync.WaitGroup) error {
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(cfg.Loops),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		// One read takes up to readBufferCap of a connection's input (the
+		// buffer is the loop's, not the connection's): a producer's
+		// publications are taken in faster than one turn fans them out,
+		// so a loop that falls behind sees it (server loop.deliverPending)
+		// instead of leaving the backlog in the producer's socket.
+		gnet.WithReadBufferCap(readBufferCap),
 		gnet.WithLogger(gnetLogger{r.h.Logger()}),
 		gnet.WithLogLevel(logging.WarnLevel),
 	)
@@ -124,6 +130,10 @@ func (r *Gnet) accept(ln *net.TCPListener, kind Kind) {
 		time.Sleep(backoff)
 	}
 }
+
+// readBufferCap is the most one read of a connection takes (gnet's
+// default is 64 KiB).
+const readBufferCap = 1 << 20
 
 // maxEnrolling bounds the accepted sockets being handed to gnet at once.
 const maxEnrolling = 64
