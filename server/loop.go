@@ -67,12 +67,12 @@ type loop struct {
 	turnVisits int
 	conflated  uint64 // replacements this turn
 	mk         marks  // the outbox marks, refreshed each turn
-	// queued is the bytes in the outboxes of the loop's connections, held
-	// what the engine held for their sockets at the last poll (every
-	// connection the engine holds bytes for is on the poll list);
-	// queuedPub is their sum as of the last flush, for other goroutines.
-	queued, held int64
-	queuedPub    atomic.Int64
+	// queued is the bytes queued for the loop's clients as of the last
+	// poll: the outboxes of the connections waiting for their socket and
+	// what the engine holds for them (every connection with bytes past a
+	// turn is on the poll list); queuedPub is it for other goroutines.
+	queued    int64
+	queuedPub atomic.Int64
 
 	stats loopStats
 }
@@ -196,7 +196,6 @@ func (l *loop) flush() {
 		l.stats.conflated.Add(l.conflated)
 		l.conflated = 0
 	}
-	l.queuedPub.Store(l.queued + l.held)
 }
 
 // block puts a connection whose socket is still busy on the poll list.
@@ -222,15 +221,16 @@ func (l *loop) poll() {
 			c.markDirty()
 		default:
 			h := c.t.OutboundBuffered()
-			held += int64(h)
 			c.checkMarks(h)
+			held += int64(h + c.out.bytes)
 			c.resumeInput()
 			kept = append(kept, c)
 		}
 	}
 	clear(l.blocked[len(kept):])
 	l.blocked = kept
-	l.held = held
+	l.queued = held
+	l.queuedPub.Store(held)
 	if len(l.blocked) > 0 {
 		l.srv.wheel.Add(&l.pollTimer, l.srv.cfg.WheelTick)
 	}

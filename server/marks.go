@@ -32,16 +32,15 @@ func (l *loop) refreshMarks() {
 	l.mk = m
 }
 
-// queuedBytes is what is queued for every client: l's own count as it is
-// now (l's goroutine), and the other loops' as they published it at their
-// last flush (l nil: every loop's, from any goroutine).
+// queuedBytes is what is queued for every client, as each loop counted it
+// at its last poll (l's own from l's goroutine; l nil: from any goroutine).
 func (s *Server) queuedBytes(l *loop) int64 {
 	var n int64
 	for _, o := range s.loops {
 		switch o {
 		case nil: // New is still making the loops
 		case l:
-			n += l.queued + l.held
+			n += l.queued
 		default:
 			n += o.queuedPub.Load()
 		}

@@ -11,8 +11,10 @@ type outFrame struct {
 }
 
 // outbox is a connection's queue of frames not yet handed to the socket.
-// Each change of its size is added to the loop's count of bytes queued
-// for clients (loop.queued), which --queue-memory bounds.
+// An outbox holds frames past the end of a loop turn only while its
+// connection waits for the socket (it is on the loop's poll list), so the
+// loop counts the bytes queued for its clients, which --queue-memory
+// bounds, as it polls them (loop.poll), not per frame.
 //
 // It is bounded at enqueue: a live publication that takes it over its
 // high-water mark (marks) makes the client slow at once (conn.deliver),
@@ -28,34 +30,27 @@ type outbox struct {
 	bytes  int
 }
 
-func (o *outbox) push(f outFrame, l *loop) int {
-	if len(o.frames) == cap(o.frames) && len(l.spareFrames) > 0 {
-		o.frames = l.largerFrames(o.frames)
-	}
-	total := &l.queued
+// push appends f (small enough to inline on the fan-out's path).
+func (o *outbox) push(f outFrame) int {
 	o.frames = append(o.frames, f)
 	o.bytes += len(f.b)
-	*total += int64(len(f.b))
 	return len(o.frames) - 1
 }
 
 // replace swaps the frame at i for a newer one of the same subscription.
-func (o *outbox) replace(i int, b []byte, seq uint64, total *int64) {
-	d := len(b) - len(o.frames[i].b)
-	o.bytes += d
-	*total += int64(d)
+func (o *outbox) replace(i int, b []byte, seq uint64) {
+	o.bytes += len(b) - len(o.frames[i].b)
 	o.frames[i].b, o.frames[i].seq = b, seq
 }
 
 // drop removes the frames of the subscriptions gone says are gone,
 // keeping the order of the rest, and renumbers the conflation slots of
 // those that remain.
-func (o *outbox) drop(gone func(*subscription) bool, total *int64) {
+func (o *outbox) drop(gone func(*subscription) bool) {
 	kept := o.frames[:0]
 	for _, f := range o.frames {
 		if f.sub != nil && gone(f.sub) {
 			o.bytes -= len(f.b)
-			*total -= int64(len(f.b))
 			continue
 		}
 		if f.sub != nil && f.sub.pending >= 0 {
@@ -81,7 +76,6 @@ func (o *outbox) reset(l *loop) {
 	} else {
 		o.frames = o.frames[:0]
 	}
-	l.queued -= int64(o.bytes)
 	o.bytes = 0
 }
 
@@ -94,6 +88,8 @@ const maxSpareCap = 4096
 // grows it). Every connection of a busy loop outgrows its small array in
 // each turn and gives the larger one back at the write: the spares save
 // allocating (and collecting) them again, turn after turn.
+//
+//go:noinline // the rare path: push stays small enough to inline
 func (l *loop) largerFrames(frames []outFrame) []outFrame {
 	n := len(l.spareFrames)
 	if n == 0 || cap(l.spareFrames[n-1]) <= len(frames) {

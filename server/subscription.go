@@ -48,7 +48,7 @@ func (c *conn) deliver(s *subscription, p *topic.Publication) bool {
 	s.last = p.Seq
 	frame := c.l.frame(p, c.format)
 	if s.pending >= 0 {
-		c.out.replace(s.pending, frame, p.Seq, &c.l.queued)
+		c.out.replace(s.pending, frame, p.Seq)
 		c.l.conflated++
 		return true
 	}
@@ -134,7 +134,7 @@ func (c *conn) goSlow() {
 		}
 		s.last = s.written
 	}
-	c.out.drop(isPaused, &c.l.queued)
+	c.out.drop(isPaused)
 	for _, s := range lagged {
 		m.lags.Inc()
 		c.push(codec.AppendLag(nil, c.format, s.topic, s.written))
@@ -154,7 +154,7 @@ func (c *conn) lag(s *subscription) {
 	}
 	c.pause(s)
 	s.last = s.written
-	c.out.drop(func(f *subscription) bool { return f == s }, &c.l.queued)
+	c.out.drop(func(f *subscription) bool { return f == s })
 	c.l.srv.metrics.lags.Inc()
 	c.push(codec.AppendLag(nil, c.format, s.topic, s.written))
 }
@@ -194,6 +194,6 @@ func (c *conn) dropSub(s *subscription) {
 		c.paused--
 	}
 	if len(c.out.frames) > 0 { // its queued frames go with it, no other's
-		c.out.drop(func(f *subscription) bool { return f == s }, &c.l.queued)
+		c.out.drop(func(f *subscription) bool { return f == s })
 	}
 }
