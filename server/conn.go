@@ -151,9 +151,6 @@ func (c *conn) push(frame []byte) { c.queue(frame, nil, 0) }
 // queue appends a whole frame to the outbox; sub and seq are set for a
 // publication's frame.
 func (c *conn) queue(frame []byte, s *subscription, seq uint64) {
-	if len(c.out.frames) == cap(c.out.frames) && c.l.spareFrames != nil {
-		c.out.frames = c.l.largerFrames(c.out.frames)
-	}
 	i := c.out.push(outFrame{b: frame, sub: s, seq: seq})
 	if s != nil && s.conflate {
 		s.pending = i

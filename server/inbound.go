@@ -27,7 +27,13 @@ func (c *conn) pauseInput() {
 // resumeInput reads a paused connection's input again once the client
 // has read enough that it is back under its budget.
 func (c *conn) resumeInput() {
-	if c.inPaused && !c.closing && !c.overBudget() {
+	if c.inPaused { // the rule is not: the check stays inline in flush
+		c.resumePausedInput()
+	}
+}
+
+func (c *conn) resumePausedInput() {
+	if !c.closing && !c.overBudget() {
 		c.inPaused = false
 		if c.rare != nil && c.rare.frag != nil {
 			c.rare.fragSince = c.l.srv.wheel.NowNano() // its time ran only while read

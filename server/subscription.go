@@ -52,6 +52,9 @@ func (c *conn) deliver(s *subscription, p *topic.Publication) bool {
 		c.l.conflated++
 		return true
 	}
+	if len(c.out.frames) == cap(c.out.frames) { // a busy turn: take a spare array
+		c.out.frames = c.l.largerFrames(c.out.frames)
+	}
 	c.queue(frame, s, p.Seq)
 	if !c.slow && c.out.over(&c.l.mk, 0) {
 		// Bounded at enqueue, not at the next write: a socket that has
