@@ -75,6 +75,17 @@ var disconnects = [...]*Disconnect{
 	&DisconnectNormal, &DisconnectProtocolError, &DisconnectInvalidUTF8, &DisconnectTooBig,
 }
 
+// DisconnectCodes returns the code of every named Disconnect, in the order
+// they are declared: what the server may send (its close metric is labelled
+// by them).
+func DisconnectCodes() []int {
+	codes := make([]int, len(disconnects))
+	for i, d := range disconnects {
+		codes[i] = d.Code
+	}
+	return codes
+}
+
 // DisconnectOf returns the named Disconnect of code, so that a client knows
 // what a code it received means and whether to reconnect; ok is false for
 // a code the server does not send.

@@ -3,6 +3,7 @@ package server
 import (
 	"strconv"
 
+	"github.com/tickfan/tickfan/codec"
 	"github.com/tickfan/tickfan/server/reactor"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,7 +51,7 @@ type metrics struct {
 var (
 	protocolOps    = []string{"sub", "unsub", "pull", "pub", "ping", "auth", "refresh", "other"}
 	protocolErrors = []int{400, 401, 403, 404, 409, 410, 413, 429, 500, 503}
-	protocolCloses = []int{1000, 1002, 1007, 1009, 4000, 4001, 4002, 4003, 4004, 4005, 4006, 4007}
+	protocolCloses = codec.DisconnectCodes()
 	// Limits a connection is refused for (admit, ipLimits.admit).
 	rejectReasons = []string{"max_conns", "per_ip", "ip_rate"}
 )
