@@ -132,7 +132,6 @@ func (c *conn) Data(buf []byte) int {
 	if len(buf) > 0 {
 		c.lastSeen = now // any inbound byte is life
 	}
-	c.l.refreshMarks()
 	n := c.onData(buf)
 	c.holdInput(len(buf)-n, n, now)
 	c.l.flush()

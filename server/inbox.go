@@ -219,13 +219,10 @@ func (l *loop) deliverPending(batch []*topic.Publication) (n uint64, more bool) 
 // connection, so that each write carries a few hundred frames).
 const turnVisits = 1 << 18
 
-// again schedules another turn for what this one left. Loop goroutine.
+// again schedules another turn for what this one left. Loop goroutine,
+// outside Enter and Leave (a turn runs after Leave cleared busy), so the
+// wake is not skipped.
 func (l *loop) again() {
 	l.mu.Lock()
-	wake := !l.scheduled
-	l.scheduled = true
-	l.mu.Unlock()
-	if wake && l.wake != nil {
-		l.wake()
-	}
+	l.scheduleLocked()
 }

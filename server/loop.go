@@ -96,7 +96,6 @@ func newLoop(id int, srv *Server) *loop {
 	l := &loop{id: id, srv: srv, topics: make(map[string]*loopTopic)}
 	l.inbox.max = inboxBound(srv.cfg.HistorySize)
 	l.turnVisits = turnVisits
-	l.refreshMarks()
 	l.pollTimer.Init(l.pollFired)
 	return l
 }

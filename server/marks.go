@@ -37,11 +37,9 @@ func (l *loop) refreshMarks() {
 func (s *Server) queuedBytes(l *loop) int64 {
 	var n int64
 	for _, o := range s.loops {
-		switch o {
-		case nil: // New is still making the loops
-		case l:
+		if o == l {
 			n += l.queued
-		default:
+		} else {
 			n += o.queuedPub.Load()
 		}
 	}
@@ -49,7 +47,7 @@ func (s *Server) queuedBytes(l *loop) int64 {
 }
 
 // checkMarks applies the outbox's high- and low-water marks, given the
-// bytes in the engine's write buffer (which the outbox has seen). A client is over the mark when the
+// bytes in the engine's write buffer. A client is over the mark when the
 // bytes or frames queued pass the high mark; it has drained when the socket
 // took every byte handed to it (the reactor holds none) and the outbox is
 // under the low mark. Paused topics continue from history only then, a

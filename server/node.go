@@ -106,6 +106,9 @@ func New(cfg Config) (*Server, error) {
 	for i := range s.loops {
 		s.loops[i] = newLoop(i, s)
 	}
+	for _, l := range s.loops {
+		l.refreshMarks() // once every loop exists: they read each other's counts
+	}
 	s.engine = topic.NewEngine(topic.EngineConfig{
 		HistorySize: cfg.HistorySize,
 		Loops:       cfg.Loops,
