@@ -26,14 +26,14 @@ func (c *conn) handle(body []byte) {
 				c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("too many publications: at most %d per second (--pub-rate)", rate))
 				return
 			}
-			c.run(cmd, nil)
+			c.run(cmd, nil, body)
 			return
 		}
 		if !c.takeCommand() {
 			c.tooMany(cmd)
 			return
 		}
-		c.run(cmd, err)
+		c.run(cmd, err, body)
 		return
 	}
 	if !c.takeCommand() {
@@ -79,11 +79,17 @@ func (c *conn) exec(body []byte) {
 		r.waiting = append(r.waiting, append([]byte(nil), body...))
 		return
 	}
-	c.run(cmd, codec.Decode(c.format, body, cmd))
+	c.run(cmd, codec.Decode(c.format, body, cmd), body)
 }
 
 // run executes a decoded command, or answers 400 when decoding failed.
-func (c *conn) run(cmd *codec.Command, err error) {
+// body is the message, kept by a command that must wait (remote.go).
+func (c *conn) run(cmd *codec.Command, err error, body []byte) {
+	if c.rare != nil && c.l.srv.remote != nil && c.rare.async.busyFor(cmd, err) {
+		c.park(body)
+		return
+	}
+	c.l.msg = body
 	if err != nil {
 		msg := err.Error()
 		var ce *codec.Error
@@ -118,7 +124,7 @@ func (c *conn) run(cmd *codec.Command, err error) {
 // valid one (Decode keeps it even when another field is wrong).
 func (c *conn) replyErr(cmd *codec.Command, code int, msg string) {
 	c.l.srv.metrics.errors(code).Inc()
-	c.push(codec.AppendError(nil, c.format, cmd.ID, cmd.HasID, code, msg))
+	c.reply(codec.AppendError(nil, c.format, cmd.ID, cmd.HasID, code, msg))
 }
 
 // canRead returns 0 when the connection may subscribe to or pull the topic,

@@ -146,6 +146,40 @@ type Config struct {
 	Engine string
 	// Loops is the number of event loops. Default (0): GOMAXPROCS.
 	Loops int
+
+	// Redis, when set, shares topics with other nodes through Redis:
+	// host:port[,host:port...], one server or the seeds of a cluster
+	// (detected). Default empty: the node keeps its topics in memory.
+	Redis string
+	// RedisCluster insists on Redis Cluster (refused when the server is not).
+	RedisCluster bool
+	// RedisUser and RedisPassword authenticate to Redis (AUTH, ACL user);
+	// RedisPasswordFile, when set, holds the password on its first line.
+	RedisUser         string
+	RedisPassword     string
+	RedisPasswordFile string
+	// RedisTLS connects to Redis over TLS, verified with the system's
+	// roots or RedisTLSCA (a PEM file) and RedisTLSServerName.
+	RedisTLS           bool
+	RedisTLSCA         string
+	RedisTLSServerName string
+	// RedisTimeout bounds each call to Redis. Default 3 s.
+	RedisTimeout time.Duration
+	// RedisLinger is how long the node follows a topic's channel after
+	// its last local subscriber left. Default 5 s.
+	RedisLinger time.Duration
+	// RedisProbe is how often each Redis subscription connection is probed
+	// (a publication to the node's probe channel that must come back
+	// within two intervals). Default 1 s.
+	RedisProbe time.Duration
+	// Watch lists topic=key pairs: the Redis key's value is published as
+	// a snapshot of the topic whenever it changes. WatchFile adds the
+	// pairs of a file, one a line (# comments). Needs Redis.
+	Watch     []string
+	WatchFile string
+	// WatchInterval is how often the watched keys are read (all in one
+	// round trip). Default 100 ms.
+	WatchInterval time.Duration
 	// Logger receives the server's logs. Default (nil): slog.Default().
 	Logger *slog.Logger
 }
@@ -187,5 +221,9 @@ func DefaultConfig() Config {
 		DrainTimeout:     10 * time.Second,
 		WheelTick:        10 * time.Millisecond,
 		Engine:           EngineGnet,
+		RedisTimeout:     3 * time.Second,
+		RedisLinger:      5 * time.Second,
+		RedisProbe:       time.Second,
+		WatchInterval:    100 * time.Millisecond,
 	}
 }

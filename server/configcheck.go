@@ -53,6 +53,7 @@ func (cfg Config) withDefaults() Config {
 	positive(&cfg.AnonMaxFrame, d.AnonMaxFrame)
 	positive(&cfg.InboundBytes, d.InboundBytes)
 	cfg.AnonMaxFrame = min(cfg.AnonMaxFrame, cfg.MaxFrame)
+	cfg.redisDefaults()
 	positive(&cfg.MaxConns, fileLimit()-256)
 	switch { // internally 0 is no bound
 	case cfg.MaxConnsPerIP == 0:
@@ -112,6 +113,9 @@ func (cfg Config) validate() error {
 		if n.v < 0 {
 			return fmt.Errorf("%s %d: must be 0 (%s) or more", n.flag, n.v, n.zero)
 		}
+	}
+	if err := cfg.validateRedis(); err != nil {
+		return err
 	}
 	if !slices.Contains(Engines, cfg.Engine) {
 		return fmt.Errorf("--engine %q: want one of %s", cfg.Engine, strings.Join(Engines, ", "))

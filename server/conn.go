@@ -83,8 +83,11 @@ type conn struct {
 	// pongQueued: a pong waits in out; a second ping gets none of its own.
 	pongQueued  bool
 	authPending bool
-	admitted    bool // counted by the server's per-IP limits
-	slow        bool // over the high-water mark, not yet back under the low one
+	// stalled: a command waits for work off the loop (remote.go), and
+	// the input after it is left unread until it has run.
+	stalled  bool
+	admitted bool // counted by the server's per-IP limits
+	slow     bool // over the high-water mark, not yet back under the low one
 }
 
 // connRare is the state of a connection that few connections need: a
@@ -98,6 +101,7 @@ type connRare struct {
 	fragSince int64
 	waiting   [][]byte  // commands that came while a token was checked
 	pubs      cmdBucket // --pub-rate of a producer's pubs
+	async     asyncState
 }
 
 func (c *conn) rareState() *connRare {
@@ -139,7 +143,7 @@ func (c *conn) Data(buf []byte) int {
 }
 
 // InputPaused implements reactor.Session.
-func (c *conn) InputPaused() bool { return c.inPaused }
+func (c *conn) InputPaused() bool { return c.inPaused || c.stalled }
 
 // Closed implements reactor.Session.
 func (c *conn) Closed() { c.closed() }

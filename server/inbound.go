@@ -75,13 +75,13 @@ func (c *conn) holdInput(rest, consumed int, now int64) {
 	var since int64
 	if c.state != stOpen {
 		since = c.begun // the upgrade's start: its own timeout
-	} else if rest > 0 && !c.inPaused {
+	} else if rest > 0 && !c.inPaused && !c.stalled {
 		since = c.begun
 		if consumed > 0 || since == 0 {
 			since = now
 		}
 	}
-	if fragmented && !c.inPaused && (since == 0 || c.rare.fragSince < since) {
+	if fragmented && !c.inPaused && !c.stalled && (since == 0 || c.rare.fragSince < since) {
 		since = c.rare.fragSince
 	}
 	if since != c.begun {

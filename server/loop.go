@@ -48,6 +48,7 @@ type loop struct {
 	cur       *topic.Publication
 	curFrames [codec.TCPMsgpack + 1][]byte // cur's frames, resolved once per loop
 	cmd       codec.Command                // decode scratch, reused for every command
+	msg       []byte                       // the message being run, for a command that must wait
 	// pending are the publications taken from the inbox and not yet
 	// delivered, from pendingAt on (a turn delivers a bounded share);
 	// behind are the topics lagged this turn (lagTopic); skipped counts

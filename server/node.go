@@ -17,16 +17,21 @@ import (
 	"github.com/tickfan/tickfan/codec"
 	"github.com/tickfan/tickfan/server/reactor"
 	"github.com/tickfan/tickfan/topic"
+	"github.com/tickfan/tickfan/topic/redisbroker"
 	"github.com/tickfan/tickfan/wheel"
 )
 
 // Server is one tickfan node: the reactor with its WebSocket and TCP
 // listeners, the topic engine, the broker and the HTTP API.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	engine   *topic.Engine
-	broker   topic.Broker
+	cfg    Config
+	log    *slog.Logger
+	engine *topic.Engine
+	broker topic.Broker
+	// remote is the broker when it is Redis (its calls may block), nil
+	// in memory mode; redis is the same broker as its own type.
+	remote   topic.Remote
+	redis    *redisbroker.Broker
 	loops    []*loop
 	anonPub  topic.Patterns
 	metrics  *metrics
@@ -114,10 +119,20 @@ func New(cfg Config) (*Server, error) {
 		Loops:       cfg.Loops,
 		Conflate:    conflate,
 		MaxTopics:   cfg.MaxTopics,
+		Held:        cfg.Redis != "",
+		Idle:        s.idle,
 	}, s)
-	s.broker = topic.NewMemoryBroker(s.engine)
+	s.broker = topic.NewMemoryBroker(s.engine) // Start replaces it with Redis's, with --redis
 	s.metrics = newMetrics(s)
 	return s, nil
+}
+
+// idle is the engine's Idle (Held mode): the topic's last local subscriber
+// left; the Redis broker lets it go after --redis-linger.
+func (s *Server) idle(name string) {
+	if s.redis != nil {
+		s.redis.Idle(name)
+	}
 }
 
 // secretFile reads a secret from the first line of a file.
@@ -139,17 +154,25 @@ func (s *Server) Enqueue(loop int, p *topic.Publication) { s.loops[loop].Enqueue
 // Start binds every listener and starts serving. It returns once the
 // listeners are bound, or with the error that prevented it.
 func (s *Server) Start() error {
+	if s.cfg.Redis != "" {
+		if err := s.startRedis(); err != nil {
+			return err
+		}
+	}
 	if err := s.startDebug(); err != nil {
+		_ = s.broker.Close()
 		return err
 	}
 	if err := s.listenHTTP(); err != nil {
 		_ = s.closeDebug()
+		_ = s.broker.Close()
 		return err
 	}
 	s.engineNet = newEngine(s)
 	if err := s.engineNet.Start(&s.reactorWG); err != nil {
 		s.closeHTTPListeners()
 		_ = s.closeDebug()
+		_ = s.broker.Close()
 		return err
 	}
 	s.serveHTTP()

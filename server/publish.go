@@ -41,6 +41,10 @@ func (c *conn) cmdPub(cmd *codec.Command) {
 		return
 	}
 	cmd.Data = nil // the publication owns it now
+	if r := c.l.srv.remote; r != nil {
+		c.pubRemote(r, cmd, req)
+		return
+	}
 	pos, err := c.l.srv.Publish(context.Background(), []topic.PublishRequest{req})
 	if err != nil {
 		c.replyErr(cmd, publishErrCode(err), err.Error())

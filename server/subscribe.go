@@ -85,6 +85,13 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 		c.replyErr(cmd, codec.CodeTooMany, fmt.Sprintf("at most %d topics per connection", limit))
 		return
 	}
+	if r := c.l.srv.remote; r != nil {
+		if names := c.notHeld(cmd.Topics); len(names) > 0 {
+			c.park(c.l.msg)
+			c.follow(r, names)
+			return
+		}
+	}
 	engine := c.l.srv.engine
 	results := make([]codec.SubResult, len(cmd.Topics))
 	catchups := make([]topic.Catchup, len(cmd.Topics))
@@ -101,6 +108,12 @@ func (c *conn) cmdSub(cmd *codec.Command) {
 		if err != nil {
 			for _, done := range subs[:i] {
 				c.dropSub(done)
+			}
+			if r := c.l.srv.remote; r != nil && errors.Is(err, topic.ErrNotHeld) {
+				// Let go since the check above: follow it again.
+				c.park(c.l.msg)
+				c.follow(r, []string{name})
+				return
 			}
 			// A bad name or loop, which the checks above rule out.
 			c.replyErr(cmd, codec.CodeInternal, err.Error())
@@ -158,8 +171,18 @@ func (c *conn) cmdPull(cmd *codec.Command) {
 		limit = 1000
 	}
 	limit = min(limit, c.l.srv.cfg.MaxPull)
+	if r := c.l.srv.remote; r != nil {
+		if names := c.notHeld([]string{cmd.Topic}); len(names) > 0 {
+			c.park(c.l.msg)
+			c.follow(r, names)
+			return
+		}
+	}
 	epoch, pubs, more, err := c.l.srv.engine.Pull(cmd.Topic, *cmd.From, limit)
 	switch {
+	case errors.Is(err, topic.ErrNotHeld) && c.l.srv.remote != nil:
+		c.park(c.l.msg) // let go since the check above: follow it again
+		c.follow(c.l.srv.remote, []string{cmd.Topic})
 	case errors.Is(err, topic.ErrGone):
 		c.replyErr(cmd, codec.CodeGone, err.Error())
 	case err != nil:

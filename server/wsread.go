@@ -16,6 +16,9 @@ func (c *conn) onData(buf []byte) int {
 		if c.closing || c.state == stClosed {
 			return len(buf) // nothing more is read from a closing connection
 		}
+		if c.stalled {
+			break
+		}
 		if c.state == stOpen && c.overBudget() {
 			c.pauseInput()
 			break

@@ -73,3 +73,16 @@ func (b *MemoryBroker) Ready() error { return nil }
 
 // Close implements Broker.
 func (b *MemoryBroker) Close() error { return nil }
+
+// Remote is a Broker whose calls may block (Redis): an event loop hands it
+// work and gets the answer later, through done, called from another
+// goroutine. Its engine is in Held mode: a topic must be followed before
+// it can be subscribed to or pulled.
+type Remote interface {
+	Broker
+	// PublishAsync places one publication; done gets its position.
+	PublishAsync(r PublishRequest, done func(Position, error))
+	// Follow has the engine hold the named topics; done gets nil once it
+	// does, or the first error (ErrUnavailable, ErrTooManyTopics).
+	Follow(names []string, done func(error))
+}

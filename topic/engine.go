@@ -33,6 +33,15 @@ type EngineConfig struct {
 	// it is published to: subscribers alone create none. Zero means
 	// 1,000,000.
 	MaxTopics int
+	// Held makes the engine a follower of a broker that places
+	// publications elsewhere (Redis): a topic exists only while the broker
+	// holds it (Hold), its publications arrive through Apply, and
+	// Subscribe and Pull of a topic not held fail with ErrNotHeld.
+	Held bool
+	// Idle, in Held mode, is called when a held topic's last subscriber
+	// leaves, with the topic's lock held: it must not block and must not
+	// call the Engine.
+	Idle func(name string)
 }
 
 var (
@@ -43,6 +52,9 @@ var (
 	errFuture = errors.New("position is past the current seq")
 	// ErrTooManyTopics means the engine holds MaxTopics topics already.
 	ErrTooManyTopics = errors.New("too many topics")
+	// ErrNotHeld means, in Held mode, that the broker does not hold the
+	// topic: it must be followed (Hold) first.
+	ErrNotHeld = errors.New("topic not held")
 )
 
 // Engine holds every topic of this node. It is safe for concurrent use; each
@@ -116,6 +128,10 @@ type Topic struct {
 	hist  history
 	snap  *Publication
 	loops []int32 // subscribers per event loop
+	total int32   // their sum
+	// released: in Held mode, the broker let the topic go (Release); a
+	// caller that found it before must look again.
+	released bool
 }
 
 // topic returns the named topic, creating it if needed: only a publication
@@ -142,7 +158,7 @@ func (e *Engine) topic(name string) (*Topic, error) {
 	if w := part.m[name]; w != nil {
 		// The waiting subscribers become the topic's: its first
 		// publication reaches their loops.
-		t.loops = w[:e.cfg.Loops:e.cfg.Loops]
+		t.loops, t.total = w[:e.cfg.Loops:e.cfg.Loops], w[e.cfg.Loops]
 		part.remove(name)
 	}
 	e.topics.Store(name, t)
@@ -275,6 +291,9 @@ func (e *Engine) Subscribe(name string, loop int, since *Position) (Catchup, err
 	if loop < 0 || loop >= e.cfg.Loops {
 		return Catchup{}, fmt.Errorf("subscribe %s: loop %d out of range", name, loop)
 	}
+	if e.cfg.Held {
+		return e.subscribeHeld(name, loop, since)
+	}
 	t, ok := e.lookup(name)
 	if !ok {
 		part := e.part(name)
@@ -300,11 +319,17 @@ func (e *Engine) Subscribe(name string, loop int, since *Position) (Catchup, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.count(e.cfg.Loops, loop)
+	return t.catchup(since, true), nil
+}
+
+// count adds one subscriber on loop. t.mu is held.
+func (t *Topic) count(loops, loop int) {
 	if t.loops == nil {
-		t.loops = make([]int32, e.cfg.Loops)
+		t.loops = make([]int32, loops)
 	}
 	t.loops[loop]++
-	return t.catchup(since, true), nil
+	t.total++
 }
 
 // Unsubscribe removes one subscriber of the named topic from the loop.
@@ -337,6 +362,9 @@ func (e *Engine) Unsubscribe(name string, loop int) {
 	t.mu.Lock()
 	if loop < len(t.loops) && t.loops[loop] > 0 {
 		t.loops[loop]--
+		if t.total--; t.total == 0 && e.cfg.Idle != nil && !t.released {
+			e.cfg.Idle(name)
+		}
 	}
 	t.mu.Unlock()
 }
@@ -403,6 +431,9 @@ func (e *Engine) Pull(name string, from Position, limit int) (epoch string, pubs
 		limit = 1000
 	}
 	t, ok := e.lookup(name)
+	if !ok && e.cfg.Held {
+		return "", nil, false, fmt.Errorf("pull %s: %w", name, ErrNotHeld)
+	}
 	if !ok {
 		if from.Epoch != e.epoch {
 			return "", nil, false, fmt.Errorf("pull %s: epoch %q is not current: %w", name, from.Epoch, ErrGone)
@@ -415,6 +446,8 @@ func (e *Engine) Pull(name string, from Position, limit int) (epoch string, pubs
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
+	case t.released:
+		return "", nil, false, fmt.Errorf("pull %s: %w", name, ErrNotHeld)
 	case from.Epoch != t.epoch:
 		return "", nil, false, fmt.Errorf("pull %s: epoch %q is not current: %w", name, from.Epoch, ErrGone)
 	case from.Seq > t.seq:

@@ -133,3 +133,18 @@ func badValue(v flag.Value, s string, err error) string {
 	}
 	return err.Error()
 }
+
+// listFlag is a repeatable flag: each use adds a value; one value holding
+// commas (as the environment gives it) adds each of its parts.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}

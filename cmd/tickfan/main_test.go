@@ -228,7 +228,11 @@ func TestServeFlagDefaults(t *testing.T) {
 		}
 		field := cfg.Type().Field(i).Name
 		flagOf[field] = fl.Name
-		if want := fmt.Sprint(def.Field(i).Interface()); fl.DefValue != want {
+		want := fmt.Sprint(def.Field(i).Interface())
+		if list, ok := def.Field(i).Interface().([]string); ok {
+			want = strings.Join(list, ",") // a repeatable flag
+		}
+		if fl.DefValue != want {
 			t.Errorf("--%s defaults to %q, server.DefaultConfig().%s is %q", fl.Name, fl.DefValue, field, want)
 		}
 	})

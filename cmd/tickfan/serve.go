@@ -79,6 +79,20 @@ func newServeFlags(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", def.AdminAddr, "serve /metrics and the status page on this `host:port` instead of --http-addr (default: on --http-addr)")
 	fs.StringVar(&cfg.Engine, "engine", def.Engine, "reactor `engine`: gnet (epoll), evio (epoll), std (net/http + gorilla/websocket, goroutines per connection)")
 	fs.IntVar(&cfg.Loops, "loops", def.Loops, "event loops (`count`; 0 = one per CPU available)")
+	fs.StringVar(&cfg.Redis, "redis", def.Redis, "share topics with other nodes through Redis at `host:port[,host:port...]` (one server, or seeds of a Redis Cluster, detected); default: in memory")
+	fs.BoolVar(&cfg.RedisCluster, "redis-cluster", def.RedisCluster, "refuse to start unless --redis is a Redis Cluster")
+	fs.StringVar(&cfg.RedisUser, "redis-user", def.RedisUser, "Redis ACL `user`")
+	fs.StringVar(&cfg.RedisPassword, "redis-password", def.RedisPassword, "Redis `password` (prefer --redis-password-file)")
+	fs.StringVar(&cfg.RedisPasswordFile, "redis-password-file", def.RedisPasswordFile, "`file` whose first line is the Redis password (wins over --redis-password)")
+	fs.BoolVar(&cfg.RedisTLS, "redis-tls", def.RedisTLS, "connect to Redis over TLS")
+	fs.StringVar(&cfg.RedisTLSCA, "redis-tls-ca", def.RedisTLSCA, "PEM `file` of the CA that signed Redis's certificate (default: the system's roots)")
+	fs.StringVar(&cfg.RedisTLSServerName, "redis-tls-server-name", def.RedisTLSServerName, "`name` Redis's certificate must carry (default: the host of --redis)")
+	fs.DurationVar(&cfg.RedisTimeout, "redis-timeout", def.RedisTimeout, "bound of each call to Redis (`duration`)")
+	fs.DurationVar(&cfg.RedisLinger, "redis-linger", def.RedisLinger, "follow a topic's Redis channel this `long` after its last local subscriber left")
+	fs.DurationVar(&cfg.RedisProbe, "redis-probe", def.RedisProbe, "probe each Redis subscription connection this often (`interval`); a probe not back within two makes it again")
+	fs.Var((*listFlag)(&cfg.Watch), "watch", "publish Redis `topic=key`'s value as a snapshot of topic when it changes (repeatable; env: comma separated)")
+	fs.StringVar(&cfg.WatchFile, "watch-file", def.WatchFile, "`file` of topic=key pairs to watch, one a line (# comments)")
+	fs.DurationVar(&cfg.WatchInterval, "watch-interval", def.WatchInterval, "read the watched keys this often (`interval`; one round trip for all)")
 	fs.BoolVar(&f.demo, "demo", false, "publish a demo market feed (book, ticker, trade, kline topics for BTCUSDT, ETHUSDT, SOLUSDT)")
 	fs.DurationVar(&f.demoTick, "demo-tick", 100*time.Millisecond, "demo feed step `interval`")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
@@ -188,6 +202,10 @@ func checkServeFlags(cfg server.Config, demoTick time.Duration) error {
 		{"drain-timeout", cfg.DrainTimeout},
 		{"message-timeout", cfg.MessageTimeout},
 		{"demo-tick", demoTick},
+		{"redis-timeout", cfg.RedisTimeout},
+		{"redis-linger", cfg.RedisLinger},
+		{"redis-probe", cfg.RedisProbe},
+		{"watch-interval", cfg.WatchInterval},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("--%s %s: must be more than 0", d.flag, d.v)

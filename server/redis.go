@@ -1,0 +1,146 @@
+package server
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/tickfan/tickfan/topic"
+	"github.com/tickfan/tickfan/topic/redisbroker"
+)
+
+// redisDefaults fills the Redis settings left zero or negative.
+func (cfg *Config) redisDefaults() {
+	d := DefaultConfig()
+	positive(&cfg.RedisTimeout, d.RedisTimeout)
+	positive(&cfg.RedisLinger, d.RedisLinger)
+	positive(&cfg.RedisProbe, d.RedisProbe)
+	positive(&cfg.WatchInterval, d.WatchInterval)
+}
+
+// validateRedis checks the Redis settings without connecting.
+func (cfg Config) validateRedis() error {
+	if cfg.Redis == "" {
+		switch {
+		case cfg.RedisCluster:
+			return fmt.Errorf("--redis-cluster needs --redis")
+		case len(cfg.Watch) > 0 || cfg.WatchFile != "":
+			return fmt.Errorf("--watch and --watch-file need --redis (the watched keys are Redis keys)")
+		}
+		return nil
+	}
+	for _, a := range redisAddrs(cfg.Redis) {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" || port == "0" {
+			return fmt.Errorf("--redis %q: want host:port[,host:port...], e.g. 127.0.0.1:6379", cfg.Redis)
+		}
+	}
+	if _, err := cfg.watches(); err != nil {
+		return err
+	}
+	if cfg.RedisPasswordFile != "" {
+		if _, err := secretFile("redis-password-file", cfg.RedisPasswordFile); err != nil {
+			return err
+		}
+	}
+	if cfg.RedisTLSCA != "" && !cfg.RedisTLS {
+		return fmt.Errorf("--redis-tls-ca needs --redis-tls")
+	}
+	return nil
+}
+
+func redisAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// watches parses --watch and --watch-file into topic and key pairs.
+func (cfg Config) watches() ([]redisbroker.Watch, error) {
+	var out []redisbroker.Watch
+	add := func(where, pair string) error {
+		t, k, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		t, k = strings.TrimSpace(t), strings.TrimSpace(k)
+		if !ok || k == "" {
+			return fmt.Errorf("%s %q: want topic=key", where, pair)
+		}
+		if err := topic.ValidName(t); err != nil {
+			return fmt.Errorf("%s %q: %w", where, pair, err)
+		}
+		out = append(out, redisbroker.Watch{Topic: t, Key: k})
+		return nil
+	}
+	for _, w := range cfg.Watch {
+		if err := add("--watch", w); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.WatchFile != "" {
+		f, err := os.Open(cfg.WatchFile)
+		if err != nil {
+			return nil, fmt.Errorf("--watch-file: %w", err)
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for n := 1; sc.Scan(); n++ {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if err := add(fmt.Sprintf("--watch-file %s line %d:", cfg.WatchFile, n), line); err != nil {
+				return nil, err
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("--watch-file: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// startRedis connects the Redis broker (Start).
+func (s *Server) startRedis() error {
+	cfg := s.cfg
+	watch, err := cfg.watches()
+	if err != nil {
+		return err
+	}
+	bc := redisbroker.Config{
+		Addrs: redisAddrs(cfg.Redis), Cluster: cfg.RedisCluster,
+		Username: cfg.RedisUser, Password: cfg.RedisPassword,
+		HistorySize: cfg.HistorySize, Linger: cfg.RedisLinger, Probe: cfg.RedisProbe, Timeout: cfg.RedisTimeout,
+		Watch: watch, WatchInterval: cfg.WatchInterval, Logger: s.log,
+	}
+	if cfg.RedisPasswordFile != "" {
+		if bc.Password, err = secretFile("redis-password-file", cfg.RedisPasswordFile); err != nil {
+			return err
+		}
+	}
+	if cfg.RedisTLS {
+		bc.TLS = &tls.Config{ServerName: cfg.RedisTLSServerName, MinVersion: tls.VersionTLS12}
+		if cfg.RedisTLSCA != "" {
+			pem, err := os.ReadFile(cfg.RedisTLSCA)
+			if err != nil {
+				return fmt.Errorf("--redis-tls-ca: %w", err)
+			}
+			bc.TLS.RootCAs = x509.NewCertPool()
+			if !bc.TLS.RootCAs.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("--redis-tls-ca %s: no PEM certificate in it", cfg.RedisTLSCA)
+			}
+		}
+	}
+	b, err := redisbroker.New(bc, s.engine)
+	if err != nil {
+		return err
+	}
+	s.redis = b
+	s.broker, s.remote = b, b
+	return nil
+}

@@ -1,0 +1,448 @@
+package redisbroker
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/tickfan/tickfan/topic"
+)
+
+// Config configures a Broker.
+type Config struct {
+	// Addrs are Redis addresses (host:port): one server, or seeds of a
+	// cluster.
+	Addrs []string
+	// Cluster insists on Redis Cluster; without it the mode is detected
+	// from the server.
+	Cluster  bool
+	Username string
+	Password string
+	// TLS, when set, is used for every connection to Redis.
+	TLS *tls.Config
+	// HistorySize is the length of each topic's stream (topic.Engine's
+	// history size). Zero means 1000; a negative value keeps none.
+	HistorySize int
+	// Linger is how long a topic stays followed after its last local
+	// subscriber left. Zero means 5 s.
+	Linger time.Duration
+	// Probe is how often each subscription connection is probed; a probe
+	// not back within two intervals rebuilds it. Zero means 1 s.
+	Probe time.Duration
+	// Timeout bounds each call to Redis. Zero means 3 s.
+	Timeout time.Duration
+	// PlaceholderTTL is how long the hash of a topic nobody published to,
+	// created when a node follows it, lives. Zero means 24 h.
+	PlaceholderTTL time.Duration
+	// Watch lists Redis keys whose values are published as snapshots of
+	// topics when they change, read every WatchInterval (zero: 100 ms).
+	Watch         []Watch
+	WatchInterval time.Duration
+	Logger        *slog.Logger
+}
+
+// Watch is one watched key: its value, when it changes, is published as a
+// snapshot of Topic.
+type Watch struct {
+	Topic string
+	Key   string
+}
+
+// Shards is how many goroutines place publications; a topic is always
+// placed by the same one, so its publications keep their order.
+const Shards = 4
+
+// maxBatch bounds the publications one pipeline carries.
+const maxBatch = 4096
+
+// Broker is the Redis topic.Broker. Its engine must be in Held mode.
+type Broker struct {
+	cfg     Config
+	engine  *topic.Engine
+	rc      rueidis.Client
+	cluster bool
+	pubLua  script
+	readLua script
+	log     *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	seed    maphash.Seed
+
+	pubs [Shards]pubShard
+
+	mu      sync.Mutex
+	follows map[string]*follow
+	toSub   map[string]*follow // to be subscribed
+	toUnsub map[string]struct{}
+	toRead  map[string]*follow // to be read (loaded or repaired)
+	subKick chan struct{}
+	rdKick  chan struct{}
+	shards  []*shard
+	slots   []slotRange // cluster: which shard serves which slots
+	remapMu sync.Mutex
+
+	// down is why the last call to Redis failed, while no later one has
+	// succeeded ("" when up).
+	down    atomic.Pointer[string]
+	stats   Stats
+	closed  atomic.Bool
+	metrics []func()
+}
+
+// Stats counts what the broker did, for metrics and tests.
+type Stats struct {
+	Published, Refused, Received, Gaps, Reads, ReadTopics, Rebuilds, ProbesLost atomic.Uint64
+}
+
+// pubShard is one publishing goroutine's queue.
+type pubShard struct {
+	mu   sync.Mutex
+	q    []pubReq
+	kick chan struct{}
+}
+
+type pubReq struct {
+	r     topic.PublishRequest
+	watch bool
+	done  func(topic.Position, error)
+}
+
+// New connects to Redis and starts the broker. engine must be in Held
+// mode, with Idle calling the returned broker's Idle.
+func New(cfg Config, engine *topic.Engine) (*Broker, error) {
+	if len(cfg.Addrs) == 0 {
+		return nil, errors.New("redis: no address")
+	}
+	if cfg.HistorySize == 0 {
+		cfg.HistorySize = 1000
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 5 * time.Second
+	}
+	if cfg.Probe <= 0 {
+		cfg.Probe = time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 3 * time.Second
+	}
+	if cfg.PlaceholderTTL <= 0 {
+		cfg.PlaceholderTTL = 24 * time.Hour
+	}
+	if cfg.WatchInterval <= 0 {
+		cfg.WatchInterval = 100 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	opt := rueidis.ClientOption{
+		InitAddress:  cfg.Addrs,
+		Username:     cfg.Username,
+		Password:     cfg.Password,
+		TLSConfig:    cfg.TLS,
+		DisableCache: true,
+		// A short flush delay lets concurrent commands share a write.
+		MaxFlushDelay:    20 * time.Microsecond,
+		ConnWriteTimeout: cfg.Timeout,
+		Dialer:           net.Dialer{Timeout: cfg.Timeout},
+		DisableRetry:     true, // a publication is never sent twice
+	}
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("redis %s: %w", strings.Join(cfg.Addrs, ","), err)
+	}
+	cluster := rc.Mode() == rueidis.ClientModeCluster
+	if cfg.Cluster && !cluster {
+		rc.Close()
+		return nil, fmt.Errorf("redis %s: --redis-cluster given, but the server is not a cluster", strings.Join(cfg.Addrs, ","))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{
+		cfg: cfg, engine: engine, rc: rc, cluster: cluster,
+		pubLua: newScript(publishLua), readLua: newScript(readLua),
+		log: cfg.Logger.With("component", "redis"), ctx: ctx, cancel: cancel, seed: maphash.MakeSeed(),
+		follows: make(map[string]*follow), toSub: make(map[string]*follow),
+		toUnsub: make(map[string]struct{}), toRead: make(map[string]*follow),
+		subKick: make(chan struct{}, 1), rdKick: make(chan struct{}, 1),
+	}
+	if err := b.loadScripts(ctx); err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("redis: loading the scripts: %w", err)
+	}
+	if err := b.startShards(); err != nil {
+		rc.Close()
+		return nil, err
+	}
+	for i := range b.pubs {
+		b.pubs[i].kick = make(chan struct{}, 1)
+		b.run(func() { b.publisher(&b.pubs[i]) })
+	}
+	b.run(b.subscriber)
+	b.run(b.reader)
+	b.run(b.housekeeper)
+	if len(cfg.Watch) > 0 {
+		b.run(b.watcher)
+	}
+	return b, nil
+}
+
+func (b *Broker) run(fn func()) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		fn()
+	}()
+}
+
+// Cluster reports whether the broker runs on Redis Cluster.
+func (b *Broker) Cluster() bool { return b.cluster }
+
+// Stats returns the broker's counters.
+func (b *Broker) Stats() *Stats { return &b.stats }
+
+// loadScripts loads both scripts on every node (again after NOSCRIPT: a
+// restarted or flushed Redis forgets them).
+func (b *Broker) loadScripts(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	for _, n := range b.rc.Nodes() {
+		for _, s := range []script{b.pubLua, b.readLua} {
+			if err := n.Do(ctx, n.B().ScriptLoad().Script(s.src).Build()).Error(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Ready implements topic.Broker: nil while Redis answers and every
+// subscription connection is up and passes its probes.
+func (b *Broker) Ready() error {
+	if why := b.down.Load(); why != nil && *why != "" {
+		return fmt.Errorf("%w: redis: %s", topic.ErrUnavailable, *why)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range b.shards {
+		if why := s.notReady(); why != "" {
+			return fmt.Errorf("%w: redis subscription %s: %s", topic.ErrUnavailable, s.addr, why)
+		}
+	}
+	return nil
+}
+
+// fail records a failed call; a Redis error reply is an answer, not an
+// outage.
+func (b *Broker) fail(err error) error {
+	if _, ok := rueidis.IsRedisErr(err); ok {
+		return err
+	}
+	why := err.Error()
+	b.down.Store(&why)
+	return fmt.Errorf("%w: %v", topic.ErrUnavailable, err)
+}
+
+func (b *Broker) ok() {
+	if p := b.down.Load(); p != nil && *p != "" {
+		b.down.Store(nil)
+	}
+}
+
+// Close implements topic.Broker.
+func (b *Broker) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	b.cancel()
+	b.mu.Lock()
+	shards := b.shards
+	b.mu.Unlock()
+	for _, s := range shards {
+		s.close()
+	}
+	b.rc.Close()
+	b.wg.Wait()
+	return nil
+}
+
+// Publish implements topic.Broker: the requests are placed by the
+// publishing goroutines, each topic's in order, and Publish waits for all.
+// Publications of different topics are placed independently: on error
+// some may have been placed.
+func (b *Broker) Publish(ctx context.Context, reqs []topic.PublishRequest) ([]topic.Position, error) {
+	pos := make([]topic.Position, len(reqs))
+	for i, r := range reqs {
+		if err := topic.ValidName(r.Topic); err != nil {
+			return nil, fmt.Errorf("publication %d: %w", i, err)
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	wg.Add(len(reqs))
+	for i, r := range reqs {
+		b.PublishAsync(r, func(p topic.Position, err error) {
+			mu.Lock()
+			pos[i] = p
+			if err != nil && first == nil {
+				first = fmt.Errorf("publication %d: %w", i, err)
+			}
+			mu.Unlock()
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return pos, nil
+}
+
+// PublishAsync places one publication and calls done with its position,
+// from another goroutine. It never blocks: a full queue (maxQueue)
+// answers topic.ErrUnavailable at once.
+func (b *Broker) PublishAsync(r topic.PublishRequest, done func(topic.Position, error)) {
+	b.enqueue(pubReq{r: r, done: done})
+}
+
+// maxQueue bounds the publications waiting for a publishing goroutine.
+const maxQueue = 1 << 16
+
+func (b *Broker) enqueue(q pubReq) {
+	if b.closed.Load() {
+		q.done(topic.Position{}, fmt.Errorf("%w: the broker is closed", topic.ErrUnavailable))
+		return
+	}
+	s := &b.pubs[maphash.String(b.seed, q.r.Topic)%Shards]
+	s.mu.Lock()
+	if len(s.q) >= maxQueue {
+		s.mu.Unlock()
+		q.done(topic.Position{}, fmt.Errorf("%w: %d publications wait for redis", topic.ErrUnavailable, maxQueue))
+		return
+	}
+	s.q = append(s.q, q)
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// publisher places the queued publications of one shard, a pipeline at a
+// time.
+func (b *Broker) publisher(s *pubShard) {
+	var batch []pubReq
+	cmds := make(rueidis.Commands, 0, 64)
+	for {
+		select {
+		case <-b.ctx.Done():
+			s.mu.Lock()
+			batch, s.q = s.q, nil
+			s.mu.Unlock()
+			for _, q := range batch {
+				q.done(topic.Position{}, fmt.Errorf("%w: the broker is closed", topic.ErrUnavailable))
+			}
+			return
+		case <-s.kick:
+		}
+		for {
+			s.mu.Lock()
+			n := min(len(s.q), maxBatch)
+			batch = append(batch[:0], s.q[:n]...)
+			rest := copy(s.q, s.q[n:])
+			clear(s.q[rest:])
+			s.q = s.q[:rest]
+			s.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			b.place(batch, cmds[:0])
+			clear(batch)
+		}
+	}
+}
+
+// place runs one pipeline of publications and answers each.
+func (b *Broker) place(batch []pubReq, cmds rueidis.Commands) {
+	epoch := newEpoch()
+	pubMode, maxlen := "", strconv.Itoa(max(b.cfg.HistorySize, 0))
+	if b.cluster {
+		pubMode = "s"
+	}
+	build := func() rueidis.Commands {
+		cmds = cmds[:0]
+		for _, q := range batch {
+			watch := ""
+			if q.watch {
+				watch = "1"
+			}
+			cmds = append(cmds, b.pubLua.cmd(b.rc, []string{metaKey(q.r.Topic), streamKey(q.r.Topic)},
+				channelOf(q.r.Topic), string(q.r.Data), flags(q.r.Snap, q.r.DataMsgpack), maxlen, epoch, pubMode, watch))
+		}
+		return cmds
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.Timeout)
+	defer cancel()
+	res := b.rc.DoMulti(ctx, build()...)
+	if len(res) > 0 && isNoScript(res[0].Error()) {
+		// Redis lost its scripts (a restart, SCRIPT FLUSH): load them and
+		// try once more. A NOSCRIPT ran nothing.
+		if err := b.loadScripts(ctx); err == nil {
+			res = b.rc.DoMulti(ctx, build()...)
+		}
+	}
+	for i, q := range batch {
+		pos, err := placed(res[i])
+		switch {
+		case err != nil:
+			err = b.fail(err)
+		case pos.Seq == 0:
+			b.ok()
+			b.stats.Refused.Add(1)
+		default:
+			b.ok()
+			b.stats.Published.Add(1)
+		}
+		q.done(pos, err)
+	}
+}
+
+// placed decodes publishLua's reply; seq 0 means a watched snapshot equal
+// to the stored one was refused.
+func placed(r rueidis.RedisResult) (topic.Position, error) {
+	arr, err := r.ToArray()
+	if err != nil {
+		return topic.Position{}, err
+	}
+	if len(arr) != 2 {
+		return topic.Position{}, fmt.Errorf("publish: %d fields in the reply", len(arr))
+	}
+	e, err := arr[0].ToString()
+	if err != nil {
+		return topic.Position{}, err
+	}
+	s, err := arr[1].AsInt64()
+	if err != nil {
+		return topic.Position{}, err
+	}
+	return topic.Position{Epoch: e, Seq: uint64(max(s, 0))}, nil
+}
+
+// newEpoch names a new unbroken history, as topic.Engine does.
+func newEpoch() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
