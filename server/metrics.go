@@ -161,6 +161,9 @@ func newMetrics(s *Server) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if s.cfg.Redis != "" {
+		m.reg.MustRegister(redisMetrics(s)...)
+	}
 	return m
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tickfan/tickfan/topic"
 	"github.com/tickfan/tickfan/topic/redisbroker"
 )
@@ -143,4 +144,45 @@ func (s *Server) startRedis() error {
 	s.redis = b
 	s.broker, s.remote = b, b
 	return nil
+}
+
+// redisMetrics are the Redis broker's counters, read at each scrape.
+func redisMetrics(s *Server) []prometheus.Collector {
+	stat := func(get func(st *redisbroker.Stats) uint64) func() float64 {
+		return func() float64 {
+			if s.redis == nil {
+				return 0
+			}
+			return float64(get(s.redis.Stats()))
+		}
+	}
+	counter := func(name, help string, get func(st *redisbroker.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, stat(get))
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tickfan_redis_up", Help: "1 while Redis answers and every subscription connection passes its probes (/readyz), else 0.",
+		}, func() float64 {
+			if s.redis == nil || s.redis.Ready() != nil {
+				return 0
+			}
+			return 1
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tickfan_redis_topics_followed", Help: "Topics whose Redis channel this node follows (local subscribers, or within --redis-linger of the last).",
+		}, func() float64 {
+			if s.redis == nil {
+				return 0
+			}
+			return float64(s.redis.Following())
+		}),
+		counter("tickfan_redis_published_total", "Publications placed in Redis by this node.", func(st *redisbroker.Stats) uint64 { return st.Published.Load() }),
+		counter("tickfan_redis_watch_unchanged_total", "Watched-key snapshots Redis refused as equal to the stored one (another node published it).", func(st *redisbroker.Stats) uint64 { return st.Refused.Load() }),
+		counter("tickfan_redis_received_total", "Publications received on followed Redis channels.", func(st *redisbroker.Stats) uint64 { return st.Received.Load() }),
+		counter("tickfan_redis_repairs_total", "Topics read again from their Redis stream after a seq gap, another epoch or a rebuilt subscription connection.", func(st *redisbroker.Stats) uint64 { return st.Gaps.Load() }),
+		counter("tickfan_redis_reads_total", "Pipelines of topic reads sent to Redis (each carries every topic waiting to be read).", func(st *redisbroker.Stats) uint64 { return st.Reads.Load() }),
+		counter("tickfan_redis_read_topics_total", "Topics read from Redis.", func(st *redisbroker.Stats) uint64 { return st.ReadTopics.Load() }),
+		counter("tickfan_redis_connects_total", "Redis subscription connections made (again after a loss).", func(st *redisbroker.Stats) uint64 { return st.Rebuilds.Load() }),
+		counter("tickfan_redis_probes_lost_total", "Probes that did not come back in time (the connection was made again).", func(st *redisbroker.Stats) uint64 { return st.ProbesLost.Load() }),
+	}
 }
