@@ -25,6 +25,9 @@ type follow struct {
 	over bool
 	// idle is when the topic last had no local subscriber (zero: it has).
 	idle time.Time
+	// loaded: the engine has held the topic since its first read; a
+	// read that fails after that is a failed repair, tried again.
+	loaded bool
 }
 
 type followState uint8
@@ -241,15 +244,25 @@ func (b *Broker) applyRead(f *follow, r rueidis.RedisResult) {
 		return
 	}
 	if err != nil {
-		if _, held := b.engine.Held(f.name); held && f.state == live {
-			// A repair that failed: the topic stays held and is read
-			// again when its connection is rebuilt.
-			f.shard.broken("repair read failed: " + err.Error())
+		if !f.loaded {
+			b.drop(f, err)
 			return
 		}
-		b.drop(f, err)
+		// A repair that failed: the topic stays held (its subscribers
+		// keep what they have) and is read again shortly; whoever waits
+		// for it hears why now.
+		f.settle(err)
+		time.AfterFunc(repairRetry, func() {
+			b.mu.Lock()
+			if b.follows[f.name] == f && f.state == reading {
+				b.toRead[f.name] = f
+				signal(b.rdKick)
+			}
+			b.mu.Unlock()
+		})
 		return
 	}
+	f.loaded = true
 	for {
 		held, over := f.held, f.over
 		f.held, f.over = nil, false
@@ -283,6 +296,10 @@ func (b *Broker) applyRead(f *follow, r rueidis.RedisResult) {
 	f.state = live
 	f.settle(nil)
 }
+
+// repairRetry is how long a topic whose repair read failed waits before
+// it is read again.
+const repairRetry = 250 * time.Millisecond
 
 // reread reads a followed topic again (a gap, another epoch). b.mu is held.
 func (b *Broker) reread(f *follow) {
@@ -344,12 +361,19 @@ func (b *Broker) letGo(now time.Time) {
 		released := b.engine.Release(f.name)
 		b.mu.Lock()
 		if b.follows[f.name] == f {
-			if released {
+			switch {
+			case released && len(f.waiters) > 0:
+				// Followed again while it was let go: read it afresh,
+				// its channel still subscribed.
+				f.loaded, f.state = false, reading
+				b.toRead[f.name] = f
+				signal(b.rdKick)
+			case released:
 				delete(b.follows, f.name)
 				delete(b.toRead, f.name)
 				b.toUnsub[f.name] = struct{}{}
 				signal(b.subKick)
-			} else {
+			default:
 				f.idle = time.Time{}
 			}
 		}
