@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 )
 
 func TestStartDoKillRestart(t *testing.T) {
@@ -182,6 +184,87 @@ func TestPauseResume(t *testing.T) {
 
 	// Cleanup kills a paused server as well.
 	s.Pause()
+}
+
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	c := StartCluster(t, 3)
+	if len(c.Nodes) != 3 || len(c.Addrs) != 3 {
+		t.Fatalf("%d nodes, %d addrs", len(c.Nodes), len(c.Addrs))
+	}
+	for _, s := range c.Nodes {
+		info := parseInfo(s.Do(t, "CLUSTER", "INFO"))
+		if info["cluster_state"] != "ok" || info["cluster_slots_assigned"] != "16384" {
+			t.Fatalf("%s: CLUSTER INFO %v", s.Addr, info)
+		}
+	}
+
+	// One key per master, told apart by hash tag.
+	keys := map[*Server]string{}
+	for i := 0; len(keys) < len(c.Nodes) && i < 1000; i++ {
+		key := fmt.Sprintf("{tag%d}:k", i)
+		if owner := c.Owner(t, key); keys[owner] == "" {
+			keys[owner] = key
+		}
+	}
+	if len(keys) != len(c.Nodes) {
+		t.Fatalf("keys for %d of %d masters", len(keys), len(c.Nodes))
+	}
+
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: c.Addrs, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	c.ResetStats(t)
+	ctx := context.Background()
+	for _, key := range keys {
+		if err := client.Do(ctx, client.B().Set().Key(key).Value(key).Build()).Error(); err != nil {
+			t.Fatalf("SET %s: %v", key, err)
+		}
+	}
+	if got := c.CommandStats(t)["set"]; got != int64(len(keys)) {
+		t.Errorf("SETs summed over the nodes = %d, want %d", got, len(keys))
+	}
+	for owner, key := range keys {
+		slot := strconv.Itoa(c.Slot(t, key))
+		for _, s := range c.Nodes {
+			n := s.Int(t, "CLUSTER", "COUNTKEYSINSLOT", slot)
+			got := s.Do(t, "GET", key)
+			switch {
+			case s == owner && (n != 1 || got != key):
+				t.Errorf("owner %s of %s: COUNTKEYSINSLOT %d, GET %q", s.Addr, key, n, got)
+			case s != owner && (n != 0 || !strings.HasPrefix(got, "MOVED "+slot+" "+owner.Addr)):
+				t.Errorf("%s, not owning %s: COUNTKEYSINSLOT %d, GET %q", s.Addr, key, n, got)
+			}
+		}
+		if got := owner.Int(t, "DBSIZE"); got != 1 {
+			t.Errorf("DBSIZE of %s = %d", owner.Addr, got)
+		}
+	}
+
+	// A node's Restart: back as master of the same slots, without the keys.
+	for owner, key := range keys {
+		owner.Restart(t)
+		c.WaitOK(t)
+		if got := c.Owner(t, key); got != owner {
+			t.Errorf("after Restart, %s is served by %s, not %s", key, got.Addr, owner.Addr)
+		}
+		if got := owner.Do(t, "GET", key); got != "(nil)" {
+			t.Errorf("GET %s after Restart = %q", key, got)
+		}
+		break
+	}
+
+	for _, key := range keys {
+		client.Do(ctx, client.B().Set().Key(key).Value(key).Build())
+	}
+	c.FlushAll(t)
+	for _, s := range c.Nodes {
+		if got := s.Int(t, "DBSIZE"); got != 0 {
+			t.Errorf("DBSIZE of %s after FlushAll = %d", s.Addr, got)
+		}
+	}
 }
 
 func TestCleanupKills(t *testing.T) {
