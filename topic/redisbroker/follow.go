@@ -197,24 +197,29 @@ func (b *Broker) reader() {
 			continue
 		}
 		fs := make([]*follow, 0, len(batch))
-		cmds := make(rueidis.Commands, 0, len(batch))
-		epoch, ttl := newEpoch(), strconv.FormatInt(b.cfg.PlaceholderTTL.Milliseconds(), 10)
-		for name, f := range batch {
-			pos, _ := b.engine.Held(name)
-			from := "0"
-			if pos.Epoch != "" {
-				from = strconv.FormatUint(pos.Seq+1, 10)
-			}
+		for _, f := range batch {
 			fs = append(fs, f)
-			cmds = append(cmds, b.readLua.cmd(b.rc, []string{metaKey(name), streamKey(name)}, epoch, ttl, pos.Epoch, from))
+		}
+		epoch, ttl := newEpoch(), strconv.FormatInt(b.cfg.PlaceholderTTL.Milliseconds(), 10)
+		build := func() rueidis.Commands { // rueidis recycles a command once sent
+			cmds := make(rueidis.Commands, 0, len(fs))
+			for _, f := range fs {
+				pos, _ := b.engine.Held(f.name)
+				from := "0"
+				if pos.Epoch != "" {
+					from = strconv.FormatUint(pos.Seq+1, 10)
+				}
+				cmds = append(cmds, b.readLua.cmd(b.rc, []string{metaKey(f.name), streamKey(f.name)}, epoch, ttl, pos.Epoch, from))
+			}
+			return cmds
 		}
 		b.stats.Reads.Add(1)
 		b.stats.ReadTopics.Add(uint64(len(fs)))
 		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.Timeout)
-		res := b.rc.DoMulti(ctx, cmds...)
+		res := b.rc.DoMulti(ctx, build()...)
 		if len(res) > 0 && isNoScript(res[0].Error()) {
 			if err := b.loadScripts(ctx); err == nil {
-				res = b.rc.DoMulti(ctx, cmds...)
+				res = b.rc.DoMulti(ctx, build()...)
 			}
 		}
 		cancel()

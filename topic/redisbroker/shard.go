@@ -136,7 +136,9 @@ func (s *shard) broken(why string) {
 	defer s.mu.Unlock()
 	if s.up {
 		s.up, s.why = false, why
-		s.b.log.Warn("redis subscription connection lost", "addr", s.addr, "why", why)
+		if why != "closed" {
+			s.b.log.Warn("redis subscription connection lost", "addr", s.addr, "why", why)
+		}
 		close(s.kill)
 	}
 }
