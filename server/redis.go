@@ -178,6 +178,7 @@ func redisMetrics(s *Server) []prometheus.Collector {
 		}),
 		counter("tickfan_redis_published_total", "Publications placed in Redis by this node.", func(st *redisbroker.Stats) uint64 { return st.Published.Load() }),
 		counter("tickfan_redis_watch_unchanged_total", "Watched-key snapshots Redis refused as equal to the stored one (another node published it).", func(st *redisbroker.Stats) uint64 { return st.Refused.Load() }),
+		counter("tickfan_redis_publish_pipelines_total", "Pipelines that carried this node's publications to Redis (a burst shares one).", func(st *redisbroker.Stats) uint64 { return st.Pipelines.Load() }),
 		counter("tickfan_redis_received_total", "Publications received on followed Redis channels.", func(st *redisbroker.Stats) uint64 { return st.Received.Load() }),
 		counter("tickfan_redis_repairs_total", "Topics read again from their Redis stream after a seq gap, another epoch or a rebuilt subscription connection.", func(st *redisbroker.Stats) uint64 { return st.Gaps.Load() }),
 		counter("tickfan_redis_reads_total", "Pipelines of topic reads sent to Redis (each carries every topic waiting to be read).", func(st *redisbroker.Stats) uint64 { return st.Reads.Load() }),

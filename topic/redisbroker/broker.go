@@ -105,6 +105,8 @@ type Broker struct {
 // Stats counts what the broker did, for metrics and tests.
 type Stats struct {
 	Published, Refused, Received, Gaps, Reads, ReadTopics, Rebuilds, ProbesLost atomic.Uint64
+	// Pipelines counts the pipelines that carried publications.
+	Pipelines atomic.Uint64
 }
 
 // pubShard is one publishing goroutine's queue.
@@ -395,6 +397,7 @@ func (b *Broker) place(batch []pubReq, cmds rueidis.Commands) {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.Timeout)
 	defer cancel()
+	b.stats.Pipelines.Add(1)
 	res := b.rc.DoMulti(ctx, build()...)
 	if len(res) > 0 && isNoScript(res[0].Error()) {
 		// Redis lost its scripts (a restart, SCRIPT FLUSH): load them and

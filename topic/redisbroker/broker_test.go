@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -349,4 +350,54 @@ func TestClusterTwoNodes(t *testing.T) {
 	if pos.Seq != 1 || pos.Epoch == a.sink.got("c.a")[0].Epoch {
 		t.Fatalf("after FLUSHALL: %+v", pos)
 	}
+}
+
+func TestBatchIsOnePipelineAndNoScriptReloads(t *testing.T) {
+	r := redistest.Start(t)
+	a := newNode(t, Config{Addrs: []string{r.Addr}})
+	reqs := make([]topic.PublishRequest, 200)
+	for i := range reqs {
+		reqs[i] = topic.PublishRequest{Topic: fmt.Sprintf("batch.%d", i%50), Data: []byte(strconv.Itoa(i))}
+	}
+	before := a.b.Stats().Pipelines.Load()
+	pos, err := a.b.Publish(context.Background(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := a.b.Stats().Pipelines.Load() - before; n > Shards {
+		t.Fatalf("a batch of %d went out in %d pipelines, want at most %d (one per publishing goroutine)", len(reqs), n, Shards)
+	}
+	for i, p := range pos {
+		if want := uint64(i/50 + 1); p.Seq != want {
+			t.Fatalf("publication %d placed at %d, want %d: a topic's publications keep their order", i, p.Seq, want)
+		}
+	}
+	// Redis forgets its scripts (a restart, SCRIPT FLUSH): the next
+	// publication loads them again instead of failing.
+	r.Do(t, "SCRIPT", "FLUSH")
+	if p := a.publish(t, "batch.0", `"again"`, false); p.Seq != 5 {
+		t.Fatalf("after SCRIPT FLUSH: %+v", p)
+	}
+	stats := r.CommandStats(t)
+	if stats["script|load"] == 0 {
+		t.Fatalf("no SCRIPT LOAD after NOSCRIPT: %v", stats)
+	}
+}
+
+func TestCloseLeavesNoGoroutine(t *testing.T) {
+	r := redistest.Start(t)
+	base := runtime.NumGoroutine()
+	for range 3 {
+		n := newNode(t, Config{Addrs: []string{r.Addr}, Watch: []Watch{{Topic: "w", Key: "w"}}})
+		n.follow(t, "x", "y")
+		n.publish(t, "x", `1`, false)
+		r.Kill()
+		waitFor(t, "the outage seen", func() bool { return n.b.Ready() != nil })
+		r.Restart(t)
+		waitFor(t, "Ready again", func() bool { return n.b.Ready() == nil })
+		if err := n.b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the broker's goroutines to end", func() bool { return runtime.NumGoroutine() <= base+2 })
 }
