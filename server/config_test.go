@@ -34,7 +34,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no conflation", func(c *Config) { c.Conflate = "-" }, ""},
 		{"anonymous pub", func(c *Config) { c.AnonymousPub = "bench.>,demo.*" }, ""},
 
-		{"redis", func(c *Config) { c.Redis, c.Watch = "127.0.0.1:6379, 127.0.0.1:6380", []string{"ticker.x=px", " book.y = depth:y "} }, ""},
+		{"redis", func(c *Config) {
+			c.Redis, c.Watch = "127.0.0.1:6379, 127.0.0.1:6380", []string{"ticker.x=px", " book.y = depth:y "}
+		}, ""},
 		{"redis without port", func(c *Config) { c.Redis = "127.0.0.1" }, `--redis "127.0.0.1": want host:port`},
 		{"redis cluster without redis", func(c *Config) { c.RedisCluster = true }, `--redis-cluster needs --redis`},
 		{"watch without redis", func(c *Config) { c.Watch = []string{"a=b"} }, `--watch and --watch-file need --redis`},
