@@ -160,6 +160,11 @@ func New(cfg Config, engine *topic.Engine) (*Broker, error) {
 		ConnWriteTimeout: cfg.Timeout,
 		Dialer:           net.Dialer{Timeout: cfg.Timeout},
 		DisableRetry:     true, // a publication is never sent twice
+		// One connection per Redis node: Redis runs commands on one thread
+		// and the connection pipelines, so more only adds connections that
+		// may be found broken one after another after an outage; with one,
+		// the probe that passes proves the connection publications take.
+		PipelineMultiplex: -1,
 	}
 	rc, err := rueidis.NewClient(opt)
 	if err != nil {
@@ -294,8 +299,9 @@ func (b *Broker) Publish(ctx context.Context, reqs []topic.PublishRequest) ([]to
 	var mu sync.Mutex
 	var first error
 	wg.Add(len(reqs))
+	qs := make([]pubReq, len(reqs))
 	for i, r := range reqs {
-		b.PublishAsync(r, func(p topic.Position, err error) {
+		qs[i] = pubReq{r: r, done: func(p topic.Position, err error) {
 			mu.Lock()
 			pos[i] = p
 			if err != nil && first == nil {
@@ -303,8 +309,9 @@ func (b *Broker) Publish(ctx context.Context, reqs []topic.PublishRequest) ([]to
 			}
 			mu.Unlock()
 			wg.Done()
-		})
+		}}
 	}
+	b.enqueue(qs...)
 	wg.Wait()
 	if first != nil {
 		return nil, first
@@ -319,26 +326,51 @@ func (b *Broker) PublishAsync(r topic.PublishRequest, done func(topic.Position, 
 	b.enqueue(pubReq{r: r, done: done})
 }
 
+// shardOfTopic is the publishing goroutine of a topic.
+func (b *Broker) shardOfTopic(name string) *pubShard {
+	return &b.pubs[maphash.String(b.seed, name)%Shards]
+}
+
 // maxQueue bounds the publications waiting for a publishing goroutine.
 const maxQueue = 1 << 16
 
-func (b *Broker) enqueue(q pubReq) {
+// enqueue queues publications for their publishing goroutines; those of
+// one shard are queued together, so a batch goes out in one pipeline per
+// shard. A full queue refuses what does not fit (topic.ErrUnavailable).
+func (b *Broker) enqueue(qs ...pubReq) {
 	if b.closed.Load() {
-		q.done(topic.Position{}, fmt.Errorf("%w: the broker is closed", topic.ErrUnavailable))
+		for _, q := range qs {
+			q.done(topic.Position{}, fmt.Errorf("%w: the broker is closed", topic.ErrUnavailable))
+		}
 		return
 	}
-	s := &b.pubs[maphash.String(b.seed, q.r.Topic)%Shards]
+	if len(qs) == 1 {
+		b.enqueueShard(b.shardOfTopic(qs[0].r.Topic), qs)
+		return
+	}
+	var by [Shards][]pubReq
+	for _, q := range qs {
+		i := maphash.String(b.seed, q.r.Topic) % Shards
+		by[i] = append(by[i], q)
+	}
+	for i := range by {
+		if len(by[i]) > 0 {
+			b.enqueueShard(&b.pubs[i], by[i])
+		}
+	}
+}
+
+func (b *Broker) enqueueShard(s *pubShard, qs []pubReq) {
 	s.mu.Lock()
-	if len(s.q) >= maxQueue {
-		s.mu.Unlock()
-		q.done(topic.Position{}, fmt.Errorf("%w: %d publications wait for redis", topic.ErrUnavailable, maxQueue))
-		return
-	}
-	s.q = append(s.q, q)
+	room := max(maxQueue-len(s.q), 0)
+	took := qs[:min(len(qs), room)]
+	s.q = append(s.q, took...)
 	s.mu.Unlock()
-	select {
-	case s.kick <- struct{}{}:
-	default:
+	for _, q := range qs[len(took):] {
+		q.done(topic.Position{}, fmt.Errorf("%w: %d publications wait for redis", topic.ErrUnavailable, maxQueue))
+	}
+	if len(took) > 0 {
+		signal(s.kick)
 	}
 }
 
