@@ -267,6 +267,7 @@ func (b *Broker) applyRead(f *follow, r rueidis.RedisResult) {
 		})
 		return
 	}
+	first := !f.loaded
 	f.loaded = true
 	for {
 		held, over := f.held, f.over
@@ -295,7 +296,7 @@ func (b *Broker) applyRead(f *follow, r rueidis.RedisResult) {
 			return
 		}
 	}
-	if f.state != live {
+	if first {
 		f.idle = time.Now() // let go after Linger unless a subscriber comes
 	}
 	f.state = live
