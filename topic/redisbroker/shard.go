@@ -31,6 +31,7 @@ type shard struct {
 	probeSent, probeBack time.Time
 	kill                 chan struct{} // closed to make the connection again
 	stop                 chan struct{} // closed to end the shard
+	stopOnce             sync.Once
 	done                 chan struct{}
 }
 
@@ -144,7 +145,7 @@ func (s *shard) broken(why string) {
 }
 
 func (s *shard) close() {
-	close(s.stop)
+	s.stopOnce.Do(func() { close(s.stop) })
 	s.broken("closed")
 	<-s.done
 }
