@@ -223,3 +223,126 @@ func pubBurstTo(c *client, led *ledger, count int, what func(i int) (string, any
 	}
 	return <-werr
 }
+
+// TestRedisPubBurstOrder: on a Redis node a pub goes to Redis off the
+// event loop, yet a producer's burst of 500 pub commands to three topics,
+// a ping and a sub among them, all in one write, is answered in command
+// order: the ping's reply after the pubs before it, the sub's after them
+// too and at the seq of the last pub before it, then the publications its
+// subscription brings (after its reply, none repeated, none missed).
+// Each topic's seqs grow by one per pub. A subscriber on another node sees
+// every publication in that order.
+func TestRedisPubBurstOrder(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	a, b := redisNode(t, r.Addr, withJWT), redisNode(t, r.Addr)
+	topics := []string{"prod.burst.0", "prod.burst.1", "prod.burst.2"}
+	watcher, _ := subscribe(t, dialTCP(t, b), topics...)
+	c := producer(t, a)
+
+	const pubs, pingAt, subAt = 500, 250, 375
+	type cmd struct {
+		op   string
+		name string
+		d    any
+	}
+	var cmds []cmd // cmds[i] has id i+1
+	for k := range pubs {
+		switch k {
+		case pingAt:
+			cmds = append(cmds, cmd{op: "ping"})
+		case subAt:
+			cmds = append(cmds, cmd{op: "sub", name: topics[0]})
+		}
+		cmds = append(cmds, cmd{op: "pub", name: topics[k%3], d: payload("burst", k)})
+	}
+	var buf []byte
+	for i, cm := range cmds {
+		m := map[string]any{"op": cm.op, "id": i + 1}
+		switch cm.op {
+		case "pub":
+			m["t"], m["d"] = cm.name, cm.d
+		case "sub":
+			m["topics"] = []string{cm.name}
+		}
+		body, err := msgpack.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(body)))
+		buf = append(buf, body...)
+	}
+	tw := c.w.(*tcpWire)
+	werr := make(chan error, 1)
+	go func() {
+		_ = tw.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		_, err := tw.c.Write(buf)
+		werr <- err
+	}()
+
+	led := newLedger()
+	last := map[string]pos{} // each topic's last pub answered
+	var own *stream          // the producer's own subscription, from its sub reply
+	var early []msg          // publications before the sub reply
+	for id := 1; id <= len(cmds); {
+		m := c.next(t)
+		if _, isReply := m["id"]; !isReply {
+			if own == nil {
+				early = append(early, m)
+			} else if err := own.handle(m); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := checkReply(m, uint64(id)); err != nil {
+			t.Fatalf("replies out of command order: %v", err)
+		}
+		cm := cmds[id-1]
+		res, ok := m["res"].(map[string]any)
+		if !ok {
+			t.Fatalf("%s id %d → %s, want a result", cm.op, id, m)
+		}
+		switch cm.op {
+		case "ping":
+			if len(res) != 0 {
+				t.Fatalf("ping → %s, want {}", m)
+			}
+		case "sub":
+			p, err := asPos(res[cm.name], "rec")
+			if err != nil {
+				t.Fatalf("sub → %s: %v", m, err)
+			}
+			if p != last[cm.name] {
+				t.Fatalf("sub %s after its pubs were answered → %+v, want the last of them, %+v", cm.name, p, last[cm.name])
+			}
+			own = newStream(cm.name, p)
+		case "pub":
+			p, err := asPos(res)
+			if err != nil {
+				t.Fatalf("pub id %d → %s: %v", id, m, err)
+			}
+			prev := last[cm.name]
+			if p.S != prev.S+1 || prev.E != "" && p.E != prev.E {
+				t.Fatalf("pub id %d to %s → %+v after %+v: want the next seq in one epoch", id, cm.name, p, prev)
+			}
+			last[cm.name] = p
+			if err := led.add(cm.name, p, cm.d, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		id++
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if len(early) != 0 {
+		t.Fatalf("%d publications before the sub's reply, first %s", len(early), early[0])
+	}
+	rest := map[string]pos{topics[0]: last[topics[0]]}
+	(&subscriber{c: c, streams: map[string]*stream{topics[0]: own}}).waitAt(t, rest)
+	if err := own.verify(led); err != nil {
+		t.Fatal(err)
+	}
+	watcher.waitAt(t, last)
+	watcher.verify(t, led)
+}
