@@ -370,8 +370,9 @@ func startLogged(t *testing.T, flags ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		select {
@@ -390,8 +391,8 @@ func startLogged(t *testing.T, flags ...string) *proc {
 			return &proc{cmd: cmd, ws: m[1], tcp: m[2], httpURL: m[3]}
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("tickfan serve exited (%v) before serving:\n%s", err, log.tail(40))
+		case <-exited:
+			t.Fatalf("tickfan serve exited (%v) before serving:\n%s", waitErr, log.tail(40))
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
