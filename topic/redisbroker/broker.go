@@ -165,6 +165,10 @@ func New(cfg Config, engine *topic.Engine) (*Broker, error) {
 		// may be found broken one after another after an outage; with one,
 		// the probe that passes proves the connection publications take.
 		PipelineMultiplex: -1,
+		// A connection always read in the background: one that Redis
+		// closed (a restart) is known dead at once, not by the
+		// publication that next takes it.
+		AlwaysPipelining: true,
 	}
 	rc, err := rueidis.NewClient(opt)
 	if err != nil {
@@ -253,12 +257,20 @@ func (b *Broker) Ready() error {
 // fail records a failed call; a Redis error reply is an answer, not an
 // outage.
 func (b *Broker) fail(err error) error {
-	if _, ok := rueidis.IsRedisErr(err); ok {
+	if _, ok := rueidis.IsRedisErr(err); ok || errors.Is(err, topic.ErrUnavailable) {
 		return err
 	}
 	why := err.Error()
 	b.down.Store(&why)
 	return fmt.Errorf("%w: %v", topic.ErrUnavailable, err)
+}
+
+// unavailable records a failure that leaves Redis unusable whatever its
+// kind (a script that cannot be loaded).
+func (b *Broker) unavailable(what string, err error) error {
+	why := what + ": " + err.Error()
+	b.down.Store(&why)
+	return fmt.Errorf("%w: %s", topic.ErrUnavailable, why)
 }
 
 func (b *Broker) ok() {
@@ -431,14 +443,21 @@ func (b *Broker) place(batch []pubReq, cmds rueidis.Commands) {
 	defer cancel()
 	b.stats.Pipelines.Add(1)
 	res := b.rc.DoMulti(ctx, build()...)
+	var reloadErr error
 	if len(res) > 0 && isNoScript(res[0].Error()) {
 		// Redis lost its scripts (a restart, SCRIPT FLUSH): load them and
 		// try once more. A NOSCRIPT ran nothing.
-		if err := b.loadScripts(ctx); err == nil {
+		if reloadErr = b.loadScripts(ctx); reloadErr == nil {
 			res = b.rc.DoMulti(ctx, build()...)
+		} else {
+			reloadErr = b.unavailable("reloading the scripts", reloadErr)
 		}
 	}
 	for i, q := range batch {
+		if reloadErr != nil {
+			q.done(topic.Position{}, reloadErr)
+			continue
+		}
 		pos, err := placed(res[i])
 		switch {
 		case err != nil:

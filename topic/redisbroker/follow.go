@@ -220,6 +220,11 @@ func (b *Broker) reader() {
 		if len(res) > 0 && isNoScript(res[0].Error()) {
 			if err := b.loadScripts(ctx); err == nil {
 				res = b.rc.DoMulti(ctx, build()...)
+			} else {
+				err = b.unavailable("reloading the scripts", err)
+				for i := range res {
+					res[i] = rueidis.NewErrorResult(err)
+				}
 			}
 		}
 		cancel()
