@@ -132,6 +132,9 @@ type Topic struct {
 	// released: in Held mode, the broker let the topic go (Release); a
 	// caller that found it before must look again.
 	released bool
+	// counted: the topic has a place of MaxTopics. A Held topic nobody
+	// has published to has none, as a name that only has subscribers.
+	counted bool
 }
 
 // topic returns the named topic, creating it if needed: only a publication
@@ -152,6 +155,7 @@ func (e *Engine) topic(name string) (*Topic, error) {
 	t := &Topic{
 		name:     name,
 		conflate: e.cfg.Conflate.Match(name),
+		counted:  true,
 		epoch:    e.epoch,
 		hist:     history{limit: e.cfg.HistorySize},
 	}

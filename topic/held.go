@@ -49,17 +49,31 @@ func (e *Engine) Held(name string) (Position, bool) {
 // with subscribers get its newest publication, which they find does not
 // continue what they hold, so their subscribers resume (reset and the
 // snapshot when the range is gone). A st older than what is held changes
-// nothing. It fails with ErrTooManyTopics when a new topic does not fit.
+// nothing.
+//
+// A topic nobody has published to (seq 0) takes no place of MaxTopics:
+// it is held for its subscribers as a name is. A published topic new to
+// the engine fails with ErrTooManyTopics when MaxTopics are taken; one
+// held already keeps its subscribers served when its first publication
+// comes, past MaxTopics if need be.
 func (e *Engine) Hold(name string, st State) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	t, err := e.holdTopic(name)
-	if err != nil {
-		return err
-	}
+	t, fresh := e.holdTopic(name)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if st.Seq > 0 && !t.counted {
+		if fresh && !e.reserve(1) {
+			t.released = true
+			e.topics.CompareAndDelete(name, t)
+			return fmt.Errorf("topic %s: %w (limit %d)", name, ErrTooManyTopics, e.cfg.MaxTopics)
+		}
+		if !fresh {
+			e.count.Add(1)
+		}
+		t.counted = true
+	}
 	hist := contiguous(st.History, st.Seq)
 	switch {
 	case st.Epoch == t.epoch && st.Seq <= t.seq:
@@ -99,8 +113,9 @@ func contiguous(h []*Publication, seq uint64) []*Publication {
 	return h[i:]
 }
 
-// holdTopic returns the named topic, creating it (Held mode) if needed.
-func (e *Engine) holdTopic(name string) (*Topic, error) {
+// holdTopic returns the named topic, creating it (Held mode, without a
+// place of MaxTopics) if needed; fresh tells it was created.
+func (e *Engine) holdTopic(name string) (t *Topic, fresh bool) {
 	for {
 		if v, ok := e.topics.Load(name); ok {
 			t := v.(*Topic)
@@ -108,22 +123,16 @@ func (e *Engine) holdTopic(name string) (*Topic, error) {
 			gone := t.released
 			t.mu.Unlock()
 			if !gone {
-				return t, nil
+				return t, false
 			}
-			if e.topics.CompareAndDelete(name, t) { // before Release's own delete
-				e.count.Add(-1)
-			}
+			e.topics.CompareAndDelete(name, t) // Release's own delete may not have run yet
 			continue
-		}
-		if !e.reserve(1) {
-			return nil, fmt.Errorf("topic %s: %w (limit %d)", name, ErrTooManyTopics, e.cfg.MaxTopics)
 		}
 		t := &Topic{name: name, conflate: e.cfg.Conflate.Match(name), hist: history{limit: e.cfg.HistorySize}}
 		if _, loaded := e.topics.LoadOrStore(name, t); loaded {
-			e.count.Add(-1)
 			continue
 		}
-		return t, nil
+		return t, true
 	}
 }
 
@@ -151,6 +160,10 @@ func (e *Engine) Apply(p *Publication) Applied {
 // place appends the next publication of t and hands it to its loops.
 // t.mu is held.
 func (e *Engine) place(t *Topic, p *Publication) {
+	if !t.counted { // its first publication: a topic now (see Hold)
+		e.count.Add(1)
+		t.counted = true
+	}
 	t.seq = p.Seq
 	t.hist.push(p)
 	if p.Snap {
@@ -183,10 +196,12 @@ func (e *Engine) Release(name string) bool {
 		return released
 	}
 	t.released = true
-	t.mu.Unlock()
-	if e.topics.CompareAndDelete(name, t) {
-		e.count.Add(-1)
+	if t.counted {
+		e.count.Add(-1) // the topic is gone from the map, or about to be
+		t.counted = false
 	}
+	t.mu.Unlock()
+	e.topics.CompareAndDelete(name, t)
 	return true
 }
 

@@ -160,10 +160,37 @@ func TestHeldIdleAndRelease(t *testing.T) {
 
 func TestHeldMaxTopics(t *testing.T) {
 	e := NewEngine(EngineConfig{Held: true, MaxTopics: 1}, newRecordSink())
-	if err := e.Hold("a", State{Epoch: "E"}); err != nil {
+	// Names nobody published to take no place, however many.
+	for _, name := range []string{"u1", "u2", "u3"} {
+		if err := e.Hold(name, State{Epoch: "E"}); err != nil {
+			t.Fatalf("Hold of unpublished %s: %v", name, err)
+		}
+	}
+	if e.Topics() != 0 {
+		t.Fatalf("unpublished names count as %d topics", e.Topics())
+	}
+	if err := e.Hold("a", State{Epoch: "E", Seq: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Hold("b", State{Epoch: "E"}); !errors.Is(err, ErrTooManyTopics) {
-		t.Fatalf("Hold past MaxTopics: %v", err)
+	if err := e.Hold("b", State{Epoch: "E", Seq: 1}); !errors.Is(err, ErrTooManyTopics) {
+		t.Fatalf("Hold of a published topic past MaxTopics: %v", err)
+	}
+	if _, ok := e.Held("b"); ok {
+		t.Fatal("a refused topic is held")
+	}
+	// A held name's first publication makes it a topic, past the limit if
+	// need be: its subscribers are served.
+	if _, err := e.Subscribe("u1", 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Apply(pubAt("u1", "E", 1, false)); got != Placed || e.Topics() != 2 {
+		t.Fatalf("first publication of a held name: %v, topics %d", got, e.Topics())
+	}
+	e.Unsubscribe("u1", 0)
+	for _, name := range []string{"u1", "u2", "u3", "a"} {
+		e.Release(name)
+	}
+	if e.Topics() != 0 {
+		t.Fatalf("after every Release: %d topics", e.Topics())
 	}
 }

@@ -44,7 +44,8 @@ type Config struct {
 	// Timeout bounds each call to Redis. Zero means 3 s.
 	Timeout time.Duration
 	// PlaceholderTTL is how long the hash of a topic nobody published to,
-	// created when a node follows it, lives. Zero means 24 h.
+	// created when a node follows it, lives once no node follows it: the
+	// nodes that do renew it every third of it. Zero means 1 min.
 	PlaceholderTTL time.Duration
 	// Watch lists Redis keys whose values are published as snapshots of
 	// topics when they change, read every WatchInterval (zero: 100 ms).
@@ -73,8 +74,9 @@ type Broker struct {
 	engine  *topic.Engine
 	rc      rueidis.Client
 	cluster bool
-	pubLua  script
-	readLua script
+	pubLua   script
+	readLua  script
+	touchLua script
 	log     *slog.Logger
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -141,7 +143,7 @@ func New(cfg Config, engine *topic.Engine) (*Broker, error) {
 		cfg.Timeout = 3 * time.Second
 	}
 	if cfg.PlaceholderTTL <= 0 {
-		cfg.PlaceholderTTL = 24 * time.Hour
+		cfg.PlaceholderTTL = time.Minute
 	}
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 100 * time.Millisecond
@@ -182,7 +184,7 @@ func New(cfg Config, engine *topic.Engine) (*Broker, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
 		cfg: cfg, engine: engine, rc: rc, cluster: cluster,
-		pubLua: newScript(publishLua), readLua: newScript(readLua),
+		pubLua: newScript(publishLua), readLua: newScript(readLua), touchLua: newScript(touchLua),
 		log: cfg.Logger.With("component", "redis"), ctx: ctx, cancel: cancel, seed: maphash.MakeSeed(),
 		follows: make(map[string]*follow), toSub: make(map[string]*follow),
 		toUnsub: make(map[string]struct{}), toRead: make(map[string]*follow),
@@ -229,7 +231,7 @@ func (b *Broker) loadScripts(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	for _, n := range b.rc.Nodes() {
-		for _, s := range []script{b.pubLua, b.readLua} {
+		for _, s := range []script{b.pubLua, b.readLua, b.touchLua} {
 			if err := n.Do(ctx, n.B().ScriptLoad().Script(s.src).Build()).Error(); err != nil {
 				return err
 			}

@@ -401,3 +401,29 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 	}
 	waitFor(t, "the broker's goroutines to end", func() bool { return runtime.NumGoroutine() <= base+2 })
 }
+
+func TestPlaceholderLivesWhileFollowed(t *testing.T) {
+	r := redistest.Start(t)
+	const ttl = 300 * time.Millisecond
+	a := newNode(t, Config{Addrs: []string{r.Addr}, PlaceholderTTL: ttl, Linger: 50 * time.Millisecond, Probe: 30 * time.Millisecond})
+	a.follow(t, "never")
+	told, _ := a.e.Held("never")
+	if a.e.Topics() != 0 {
+		t.Fatalf("a name nobody published to counts as %d topics", a.e.Topics())
+	}
+	// Followed for several lifetimes of the placeholder: it is renewed.
+	deadline := time.Now().Add(4 * ttl)
+	for time.Now().Before(deadline) {
+		if r.Int(t, "EXISTS", metaKey("never")) != 1 {
+			t.Fatal("the placeholder of a followed name expired")
+		}
+		time.Sleep(ttl / 4)
+	}
+	if pos := a.publish(t, "never", `1`, false); pos != (topic.Position{Epoch: told.Epoch, Seq: 1}) {
+		t.Fatalf("first publication %+v, its subscriber was told %s", pos, told.Epoch)
+	}
+	// Once nobody follows a name, its placeholder goes.
+	a.follow(t, "gone")
+	a.e.Unsubscribe("gone", 0)
+	waitFor(t, "the unfollowed placeholder to expire", func() bool { return r.Int(t, "EXISTS", metaKey("gone")) == 0 })
+}

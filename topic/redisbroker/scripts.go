@@ -70,6 +70,16 @@ end
 return {m[1], tonumber(m[2]), m[3], m[4], m[5], redis.call('XRANGE', KEYS[2], from, '+')}
 `
 
+// touchLua keeps a placeholder alive while a node follows it. KEYS: hash.
+// ARGV: the epoch the node holds, the expiry in ms.
+const touchLua = `
+local m = redis.call('HMGET', KEYS[1], 'e', 's')
+if m[1] == ARGV[1] and m[2] == '0' then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`
+
 // script is a Lua script run by its SHA1, loaded again on NOSCRIPT.
 type script struct {
 	src, sha string

@@ -304,6 +304,7 @@ func (s *shard) sendProbe(now time.Time) {
 func (b *Broker) housekeeper() {
 	t := time.NewTicker(b.cfg.Probe / 2)
 	defer t.Stop()
+	var touched time.Time
 	for {
 		select {
 		case <-b.ctx.Done():
@@ -316,6 +317,45 @@ func (b *Broker) housekeeper() {
 				s.sendProbe(now)
 			}
 			b.letGo(now)
+			if now.Sub(touched) >= b.cfg.PlaceholderTTL/3 {
+				touched = now
+				b.touchPlaceholders()
+			}
+		}
+	}
+}
+
+// touchPlaceholders renews, in one pipeline, the placeholders of the
+// followed topics nobody has published to yet, so that they live while
+// followed and for PlaceholderTTL after: a name subscribed to costs Redis
+// a small hash for as long as someone holds it, no longer.
+func (b *Broker) touchPlaceholders() {
+	b.mu.Lock()
+	var names []string
+	for name, f := range b.follows {
+		if f.state == live {
+			names = append(names, name)
+		}
+	}
+	b.mu.Unlock()
+	ttl := strconv.FormatInt(b.cfg.PlaceholderTTL.Milliseconds(), 10)
+	var cmds rueidis.Commands
+	for _, name := range names {
+		if pos, ok := b.engine.Held(name); ok && pos.Seq == 0 {
+			cmds = append(cmds, b.touchLua.cmd(b.rc, []string{metaKey(name)}, pos.Epoch, ttl))
+		}
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.Timeout)
+	defer cancel()
+	for _, r := range b.rc.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			if isNoScript(err) {
+				_ = b.loadScripts(ctx) // the next round renews them
+			}
+			return
 		}
 	}
 }
