@@ -70,18 +70,18 @@ const maxBatch = 4096
 
 // Broker is the Redis topic.Broker. Its engine must be in Held mode.
 type Broker struct {
-	cfg     Config
-	engine  *topic.Engine
-	rc      rueidis.Client
-	cluster bool
+	cfg      Config
+	engine   *topic.Engine
+	rc       rueidis.Client
+	cluster  bool
 	pubLua   script
 	readLua  script
 	touchLua script
-	log     *slog.Logger
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	seed    maphash.Seed
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	seed     maphash.Seed
 
 	pubs [Shards]pubShard
 
