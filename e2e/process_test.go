@@ -27,6 +27,15 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binary tickfanBinary built, once every test is done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // tickfanBinary builds cmd/tickfan once per test run.
 func tickfanBinary(t testing.TB) string {
 	t.Helper()
