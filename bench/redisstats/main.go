@@ -74,9 +74,10 @@ type Window struct {
 	// the publisher talks to: the pubs it answered in the window.
 	Publications *float64 `json:"publications"`
 	// TickfanCPUS is utime+stime of every tickfan process together, s;
-	// PIDCPUS the same per process id.
+	// PIDCPUS the same per process id, and NodeCPUS in the order of -pids.
 	TickfanCPUS float64            `json:"tickfan_cpu_s"`
 	PIDCPUS     map[string]float64 `json:"pid_cpu_s"`
+	NodeCPUS    []*float64         `json:"node_cpu_s"` // null: unread
 	Redis       *RedisWindow       `json:"redis,omitempty"`
 	// Cores is the busy time (all but idle and iowait, from /proc/stat) of
 	// each watched CPU, s: what the processes under test used there, and
@@ -265,12 +266,17 @@ func (s *sampler) window(a, b *snapshot) Window {
 		d := b.pubs - a.pubs
 		w.Publications = &d
 	}
-	for pid, c0 := range a.pidCPU {
-		if c1, ok := b.pidCPU[pid]; ok {
-			d := (c1 - c0).Seconds()
-			w.PIDCPUS[strconv.Itoa(pid)] = d
-			w.TickfanCPUS += d
+	for _, pid := range s.pids {
+		c0, ok0 := a.pidCPU[pid]
+		c1, ok1 := b.pidCPU[pid]
+		if !ok0 || !ok1 {
+			w.NodeCPUS = append(w.NodeCPUS, nil)
+			continue
 		}
+		d := (c1 - c0).Seconds()
+		w.PIDCPUS[strconv.Itoa(pid)] = d
+		w.NodeCPUS = append(w.NodeCPUS, &d)
+		w.TickfanCPUS += d
 	}
 	if len(a.cores) > 0 {
 		w.Cores = map[string]float64{}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,12 +50,18 @@ func TestParseCoreBusy(t *testing.T) {
 }
 
 func TestWindowLeavesOutInfoAndConfig(t *testing.T) {
-	s := &sampler{label: "redis/fixed-1"}
+	s := &sampler{label: "redis/fixed-1", pids: []int{7, 5}}
 	a := &snapshot{redis: &redisInfo{cpu: 1, mainCPU: 0.5, calls: map[string]int64{"evalsha": 10, "info": 3}}, pubs: 100, pubsOK: true,
-		pidCPU: map[int]time.Duration{}}
+		pidCPU: map[int]time.Duration{7: time.Second, 5: time.Second}}
 	b := &snapshot{redis: &redisInfo{cpu: 1.5, mainCPU: 0.9, calls: map[string]int64{"evalsha": 20, "publish": 10, "info": 4, "config|resetstat": 1}}, pubs: 110, pubsOK: true,
-		pidCPU: map[int]time.Duration{}}
+		pidCPU: map[int]time.Duration{7: 3 * time.Second}}
 	w := s.window(a, b)
+	if len(w.NodeCPUS) != 2 || w.NodeCPUS[0] == nil || *w.NodeCPUS[0] != 2 || w.NodeCPUS[1] != nil || w.TickfanCPUS != 2 {
+		t.Errorf("node cpu %v, total %v", w.NodeCPUS, w.TickfanCPUS)
+	}
+	if _, err := json.Marshal(w); err != nil {
+		t.Error(err)
+	}
 	if w.Redis.Calls != 20 || w.Redis.Commands["evalsha"] != 10 || w.Redis.Commands["publish"] != 10 {
 		t.Errorf("redis window %+v", w.Redis)
 	}
@@ -85,7 +92,7 @@ func TestTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws := `{"label":"memory/fixed-1","index":0,"wall_s":10,"publications":100000,"tickfan_cpu_s":2,"core_busy_s":{"0":3}}
-{"label":"redis/fixed-1","index":0,"wall_s":10,"publications":100000,"tickfan_cpu_s":4,"redis":{"cpu_s":1,"main_thread_cpu_s":0.9,"calls":600000,"commands":{"evalsha":100000}},"core_busy_s":{"0":6}}
+{"label":"redis/fixed-1","index":0,"wall_s":10,"publications":100000,"tickfan_cpu_s":4,"node_cpu_s":[3,1],"redis":{"cpu_s":1,"main_thread_cpu_s":0.9,"calls":600000,"commands":{"evalsha":100000}},"core_busy_s":{"0":6}}
 {"label":"redis/saturate","index":0,"wall_s":5,"publications":50000,"tickfan_cpu_s":2,"redis":{"cpu_s":0.5,"main_thread_cpu_s":0.4,"calls":300000,"commands":{"evalsha":50000}}}
 `
 	if err := os.WriteFile(windows, []byte(ws), 0o644); err != nil {
@@ -98,7 +105,7 @@ func TestTable(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{
 		"| memory | fixed-1 | 10000 | 10000 | yes | 100 | 1000 | 20.0 | - | - | - | 30 (10) |",
-		"| redis | fixed-1 | 10000 | 10000 | yes | 300 | 3000 | 40.0 | 10.0 | 6.00 (1.00) | 10 (9) | 60 (10) |",
+		"| redis | fixed-1 | 10000 | 10000 | yes | 300 | 3000 | 40.0 (30.0 + 10.0) | 10.0 | 6.00 (1.00) | 10 (9) | 60 (10) |",
 		"| redis | saturate step 2 | 20000 | 20000 | no (stats: no window recorded) |",
 		"| fixed rate: p99 µs | 1000 | 3000 | 3.00 |",
 		"| fixed rate: tickfan + Redis CPU µs/pub | 20.0 | 50.0 | 2.50 |",

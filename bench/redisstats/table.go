@@ -77,6 +77,8 @@ type row struct {
 	delivered float64 // pubs/s that reached every subscriber, on average
 	// Per publication, µs, and Redis commands.
 	tickfanUs, redisUs, calls, evalsha float64
+	// nodeUs is tickfanUs per node when there are several (A, B).
+	nodeUs []float64
 	// Shares of the window, %.
 	redisPct, redisMainPct, corePct, otherPct, benchPct float64
 	errs                                                []string
@@ -122,6 +124,15 @@ func join(rs []bench.Result, ws map[string][]Window, serverCPU int, redisOnCore 
 			pubs = *w.Publications
 		}
 		x.tickfanUs = w.TickfanCPUS * 1e6 / pubs
+		if len(w.NodeCPUS) > 1 {
+			for _, c := range w.NodeCPUS {
+				if c == nil {
+					x.nodeUs = append(x.nodeUs, nan)
+				} else {
+					x.nodeUs = append(x.nodeUs, *c*1e6/pubs)
+				}
+			}
+		}
 		used := w.TickfanCPUS
 		if rw := w.Redis; rw != nil {
 			x.redisUs = rw.CPUS * 1e6 / pubs
@@ -143,7 +154,7 @@ func join(rs []bench.Result, ws map[string][]Window, serverCPU int, redisOnCore 
 }
 
 func writeRuns(w io.Writer, rows []row) {
-	fmt.Fprintln(w, "| mode | run | offered pubs/s | delivered pubs/s | kept up | p50 µs | p99 µs | tickfan CPU µs/pub | Redis CPU µs/pub | Redis cmds/pub (EVALSHA) | Redis CPU % (main thread) | server core busy % (not ours) | bench CPU % |")
+	fmt.Fprintln(w, "| mode | run | offered pubs/s | delivered pubs/s | kept up | p50 µs | p99 µs | tickfan CPU µs/pub (node A + B) | Redis CPU µs/pub | Redis cmds/pub (EVALSHA) | Redis CPU % (main thread) | server core busy % (not ours) | bench CPU % |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, x := range rows {
 		r := x.r
@@ -163,9 +174,17 @@ func writeRuns(w io.Writer, rows []row) {
 		if !math.IsNaN(x.corePct) {
 			core = fmt.Sprintf("%.0f (%.0f)", x.corePct, x.otherPct)
 		}
+		tickfan := num(x.tickfanUs, 1)
+		if len(x.nodeUs) > 1 {
+			parts := make([]string, len(x.nodeUs))
+			for i, v := range x.nodeUs {
+				parts[i] = num(v, 1)
+			}
+			tickfan += " (" + strings.Join(parts, " + ") + ")"
+		}
 		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			x.mode, x.run, x.offered, num(x.delivered, 0), keptUp(x), lat50, lat99,
-			num(x.tickfanUs, 1), num(x.redisUs, 1), cmds, redisPct, core, num(x.benchPct, 0))
+			tickfan, num(x.redisUs, 1), cmds, redisPct, core, num(x.benchPct, 0))
 	}
 }
 
