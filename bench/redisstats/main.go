@@ -79,9 +79,13 @@ type Window struct {
 	PIDCPUS     map[string]float64 `json:"pid_cpu_s"`
 	NodeCPUS    []*float64         `json:"node_cpu_s"` // null: unread
 	Redis       *RedisWindow       `json:"redis,omitempty"`
-	// Cores is the busy time (all but idle and iowait, from /proc/stat) of
-	// each watched CPU, s: what the processes under test used there, and
-	// whatever else the machine ran on it.
+	// Cores is the busy time of each watched CPU, s: the window less the
+	// CPU's idle and iowait time in /proc/stat. Those two are measured
+	// (with NO_HZ, from idle entry to exit); the busy fields are sampled
+	// at ticks and miss the short bursts between idle periods of a
+	// loopback server, a large part of its time here. It holds what the
+	// processes under test used there, and whatever else the machine ran
+	// on it.
 	Cores  map[string]float64 `json:"core_busy_s,omitempty"`
 	Errors []string           `json:"errors,omitempty"`
 }
@@ -237,11 +241,11 @@ func (s *sampler) take(ctx context.Context) *snapshot {
 		snap.pidCPU[pid] = cpu
 	}
 	if len(s.cpus) > 0 {
-		busy, err := coreBusy(s.cpus)
+		idle, err := coreIdle(s.cpus)
 		if err != nil {
 			snap.errs = append(snap.errs, err.Error())
 		}
-		snap.cores = busy
+		snap.cores = idle
 	}
 	if s.redis != "" {
 		info, err := readRedisInfo(ctx, s.redis)
@@ -280,9 +284,9 @@ func (s *sampler) window(a, b *snapshot) Window {
 	}
 	if len(a.cores) > 0 {
 		w.Cores = map[string]float64{}
-		for cpu, b0 := range a.cores {
-			if b1, ok := b.cores[cpu]; ok {
-				w.Cores[strconv.Itoa(cpu)] = b1 - b0
+		for cpu, i0 := range a.cores {
+			if i1, ok := b.cores[cpu]; ok {
+				w.Cores[strconv.Itoa(cpu)] = max(0, w.WallS-(i1-i0))
 			}
 		}
 	}
@@ -328,50 +332,44 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / userHZ, nil
 }
 
-// coreBusy reads the busy seconds of each CPU from /proc/stat: every
-// field but idle and iowait (guest time is already in user).
-func coreBusy(cpus []int) (map[int]float64, error) {
+// coreIdle reads the idle and iowait seconds of each CPU from /proc/stat.
+func coreIdle(cpus []int) (map[int]float64, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return nil, err
 	}
-	return parseCoreBusy(string(b), cpus)
+	return parseCoreIdle(string(b), cpus)
 }
 
-func parseCoreBusy(stat string, cpus []int) (map[int]float64, error) {
+func parseCoreIdle(stat string, cpus []int) (map[int]float64, error) {
 	want := map[string]int{}
 	for _, c := range cpus {
 		want["cpu"+strconv.Itoa(c)] = c
 	}
-	busy := map[int]float64{}
+	idle := map[int]float64{}
 	for _, line := range strings.Split(stat, "\n") {
 		f := strings.Fields(line)
-		if len(f) < 9 {
+		if len(f) < 6 {
 			continue
 		}
 		cpu, ok := want[f[0]]
 		if !ok {
 			continue
 		}
-		var ticks int64
-		for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
-			if i == 3 || i == 4 {
-				continue
-			}
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("/proc/stat %s: %w", f[0], err)
-			}
-			ticks += n
+		// user nice system idle iowait ...
+		i, err1 := strconv.ParseInt(f[4], 10, 64)
+		w, err2 := strconv.ParseInt(f[5], 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("/proc/stat %s: %w", f[0], err)
 		}
-		busy[cpu] = float64(ticks) / userHZ
+		idle[cpu] = float64(i+w) / userHZ
 	}
 	for _, c := range cpus {
-		if _, ok := busy[c]; !ok {
-			return busy, fmt.Errorf("/proc/stat has no cpu%d", c)
+		if _, ok := idle[c]; !ok {
+			return idle, fmt.Errorf("/proc/stat has no cpu%d", c)
 		}
 	}
-	return busy, nil
+	return idle, nil
 }
 
 func get(ctx context.Context, url string) (*http.Response, error) {

@@ -35,17 +35,27 @@ func TestParseRedisInfo(t *testing.T) {
 	}
 }
 
-func TestParseCoreBusy(t *testing.T) {
+func TestParseCoreIdle(t *testing.T) {
 	const stat = "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 100 0 50 900 10 0 20 5 0 0\ncpu1 1 1 1 1 1 1 1 1 0 0\n"
-	got, err := parseCoreBusy(stat, []int{0})
+	got, err := parseCoreIdle(stat, []int{0})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[0] != 1.75 { // (100+50+20+5)/100
-		t.Errorf("cpu0 busy %v s, want 1.75", got[0])
+	if got[0] != 9.1 { // (900+10)/100
+		t.Errorf("cpu0 idle %v s, want 9.1", got[0])
 	}
-	if _, err := parseCoreBusy(stat, []int{2}); err == nil {
+	if _, err := parseCoreIdle(stat, []int{2}); err == nil {
 		t.Error("missing cpu2: no error")
+	}
+}
+
+func TestWindowCoreBusy(t *testing.T) {
+	s := &sampler{}
+	t0 := time.Now()
+	a := &snapshot{at: t0, cores: map[int]float64{0: 100}}
+	b := &snapshot{at: t0.Add(10 * time.Second), cores: map[int]float64{0: 106}}
+	if w := s.window(a, b); w.Cores["0"] != 4 {
+		t.Errorf("busy %v s of 10 with 6 idle, want 4", w.Cores["0"])
 	}
 }
 
