@@ -142,6 +142,13 @@ func (c *conn) Data(buf []byte) int {
 	return n
 }
 
+// Unread implements reactor.Session: the input held for a paused
+// connection is counted and bounded as Data counts what it leaves.
+func (c *conn) Unread(n int) {
+	c.holdInput(n, 0, c.l.srv.wheel.NowNano())
+	c.l.flush()
+}
+
 // InputPaused implements reactor.Session.
 func (c *conn) InputPaused() bool { return c.inPaused || c.stalled }
 

@@ -239,6 +239,12 @@ func (r *Gnet) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 
 func (r *Gnet) OnTraffic(gc gnet.Conn) gnet.Action {
 	s := gc.Context().(gnetSession)
+	if s.InputPaused() {
+		s.l.Enter()
+		s.Unread(gc.InboundBuffered())
+		s.l.Leave()
+		return gnet.None
+	}
 	buf, _ := gc.Peek(-1)
 	s.l.Enter()
 	// gnet's Discard(0) drops the whole buffer: keep a partial frame.

@@ -81,8 +81,15 @@ type Session interface {
 	Data(in []byte) int
 	// InputPaused reports whether the session reads nothing more until
 	// the engine is told so by Transport.WakeInput (backpressure: the
-	// client reads its replies too slowly).
+	// client reads its replies too slowly, or a command waits for work
+	// off the loop).
 	InputPaused() bool
+	// Unread tells a paused session how many bytes the engine holds
+	// unread for it, without handing them over: an engine that goes on
+	// reading the socket while a session is paused (gnet) calls it on
+	// each read instead of Data, so the input is not copied again and
+	// again while it waits, and the session still bounds it.
+	Unread(n int)
 	// Closed tells the session that the engine has closed its socket.
 	// It is the last call.
 	Closed()
