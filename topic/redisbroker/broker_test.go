@@ -427,3 +427,34 @@ func TestPlaceholderLivesWhileFollowed(t *testing.T) {
 	a.e.Unsubscribe("gone", 0)
 	waitFor(t, "the unfollowed placeholder to expire", func() bool { return r.Int(t, "EXISTS", metaKey("gone")) == 0 })
 }
+
+func TestClusterWatchedKeysOnSeveralSlots(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	keys := []string{"px:a", "px:b", "px:c", "px:d"} // spread over the masters' slots
+	var watch []Watch
+	for i, k := range keys {
+		watch = append(watch, Watch{Topic: fmt.Sprintf("ticker.%d", i), Key: k})
+	}
+	a := newNode(t, Config{Addrs: c.Addrs, Watch: watch, WatchInterval: 10 * time.Millisecond})
+	owners := map[string]bool{}
+	for i, k := range keys {
+		owners[c.Owner(t, k).Addr] = true
+		a.follow(t, fmt.Sprintf("ticker.%d", i))
+	}
+	if len(owners) < 2 {
+		t.Fatalf("the watched keys all live on one master: %v", owners)
+	}
+	for i, k := range keys {
+		c.Owner(t, k).Do(t, "SET", k, strconv.Itoa(i))
+	}
+	for i := range keys {
+		name := fmt.Sprintf("ticker.%d", i)
+		waitFor(t, "the watched value of "+name, func() bool { return len(a.sink.got(name)) == 1 })
+		if p := a.sink.got(name)[0]; string(p.Data) != strconv.Itoa(i) || !p.Snap {
+			t.Fatalf("%s: %q snap %v", name, p.Data, p.Snap)
+		}
+	}
+	if mget := c.CommandStats(t)["mget"]; mget == 0 {
+		t.Fatal("no MGET on the cluster")
+	}
+}
