@@ -270,6 +270,11 @@ func (s *session) measure(ctx context.Context, rate float64, during func() error
 		return r, hookErr
 	}
 	if err := s.pub.waitReplies(ctx, 10*time.Second); err != nil {
+		// Refusals say why better than the replies that never came (a
+		// server closes a connection that goes on past --cmd-rate).
+		if refused := s.pub.refusedError(total); refused != nil {
+			return r, fmt.Errorf("%w (%v)", refused, err)
+		}
 		return r, err
 	}
 	lastPub := s.pub.lastPublished()
