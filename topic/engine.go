@@ -106,12 +106,13 @@ func NewEngine(cfg EngineConfig, sink Sink) *Engine {
 	if cfg.MaxTopics <= 0 {
 		cfg.MaxTopics = 1_000_000
 	}
-	return &Engine{cfg: cfg, sink: sink, epoch: newEpoch(), seed: maphash.MakeSeed()}
+	return &Engine{cfg: cfg, sink: sink, epoch: NewEpoch(), seed: maphash.MakeSeed()}
 }
 
-// newEpoch names one unbroken history: random, so that a restarted node
-// never repeats the epoch of its previous life.
-func newEpoch() string {
+// NewEpoch names one unbroken history: random, so that a restarted node
+// never repeats the epoch of its previous life, nor a topic whose history
+// Redis lost the epoch of its first.
+func NewEpoch() string {
 	var b [10]byte
 	_, _ = rand.Read(b[:])
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))

@@ -2,9 +2,7 @@ package redisbroker
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -97,10 +95,9 @@ type Broker struct {
 
 	// down is why the last call to Redis failed, while no later one has
 	// succeeded ("" when up).
-	down    atomic.Pointer[string]
-	stats   Stats
-	closed  atomic.Bool
-	metrics []func()
+	down   atomic.Pointer[string]
+	stats  Stats
+	closed atomic.Bool
 }
 
 // Stats counts what the broker did, for metrics and tests.
@@ -295,11 +292,4 @@ func (b *Broker) Close() error {
 	b.rc.Close()
 	b.wg.Wait()
 	return nil
-}
-
-// newEpoch names a new unbroken history, as topic.Engine does.
-func newEpoch() string {
-	var b [10]byte
-	_, _ = rand.Read(b[:])
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }

@@ -200,7 +200,7 @@ func (b *Broker) reader() {
 		for _, f := range batch {
 			fs = append(fs, f)
 		}
-		epoch, ttl := newEpoch(), strconv.FormatInt(b.cfg.PlaceholderTTL.Milliseconds(), 10)
+		epoch, ttl := topic.NewEpoch(), strconv.FormatInt(b.cfg.PlaceholderTTL.Milliseconds(), 10)
 		build := func() rueidis.Commands { // rueidis recycles a command once sent
 			cmds := make(rueidis.Commands, 0, len(fs))
 			for _, f := range fs {

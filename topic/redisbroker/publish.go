@@ -53,10 +53,8 @@ func (b *Broker) PublishAsync(r topic.PublishRequest, done func(topic.Position, 
 	b.enqueue(pubReq{r: r, done: done})
 }
 
-// shardOfTopic is the publishing goroutine of a topic.
-func (b *Broker) shardOfTopic(name string) *pubShard {
-	return &b.pubs[maphash.String(b.seed, name)%Shards]
-}
+// pubShardOf is the index of a topic's publishing goroutine.
+func (b *Broker) pubShardOf(name string) uint64 { return maphash.String(b.seed, name) % Shards }
 
 // maxQueue bounds the publications waiting for a publishing goroutine.
 const maxQueue = 1 << 16
@@ -72,12 +70,12 @@ func (b *Broker) enqueue(qs ...pubReq) {
 		return
 	}
 	if len(qs) == 1 {
-		b.enqueueShard(b.shardOfTopic(qs[0].r.Topic), qs)
+		b.enqueueShard(&b.pubs[b.pubShardOf(qs[0].r.Topic)], qs)
 		return
 	}
 	var by [Shards][]pubReq
 	for _, q := range qs {
-		i := maphash.String(b.seed, q.r.Topic) % Shards
+		i := b.pubShardOf(q.r.Topic)
 		by[i] = append(by[i], q)
 	}
 	for i := range by {
@@ -137,7 +135,7 @@ func (b *Broker) publisher(s *pubShard) {
 
 // place runs one pipeline of publications and answers each.
 func (b *Broker) place(batch []pubReq, cmds rueidis.Commands) {
-	epoch := newEpoch()
+	epoch := topic.NewEpoch()
 	pubMode, maxlen := "", strconv.Itoa(max(b.cfg.HistorySize, 0))
 	if b.cluster {
 		pubMode = "s"

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/tickfan/tickfan/topic"
 )
 
 // slotRange is a range of cluster slots and the shard that serves them.
@@ -39,7 +41,7 @@ func slotOf(key string) uint16 {
 // one per master on a cluster. It points every follow at its new shard
 // before the connections are made, so each subscribes what it carries.
 func (b *Broker) startShards() error {
-	id := newEpoch()
+	id := topic.NewEpoch()
 	var shards []*shard
 	var slots []slotRange
 	if !b.cluster {
