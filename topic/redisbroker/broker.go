@@ -84,6 +84,9 @@ type Broker struct {
 
 	mu      sync.Mutex
 	follows map[string]*follow
+	// live indexes the follows in state live, for the channel's
+	// goroutines to find without mu (setState and forget keep it).
+	live    sync.Map
 	toSub   map[string]*follow // to be subscribed
 	toUnsub map[string]struct{}
 	toRead  map[string]*follow // to be read (loaded or repaired)

@@ -48,7 +48,10 @@
 //
 // # Locks and goroutines
 //
-// Broker.mu guards the follow table and the queues; it is a leaf: the
+// Broker.mu guards the follow table and the queues, but not the receive
+// path: a publication of a topic held live is found through a concurrent
+// index (Broker.live) and goes to the engine under its topic's lock only.
+// Broker.mu is a leaf: the
 // engine (whose topic locks call Idle) is never called with it held, and
 // Idle takes it under a topic lock. Publications are placed by Shards
 // goroutines (a topic always by the same one, so its publications keep

@@ -115,8 +115,7 @@ func (f *follow) settle(err error) {
 func (b *Broker) drop(f *follow, err error) {
 	f.settle(err)
 	if b.follows[f.name] == f {
-		delete(b.follows, f.name)
-		delete(b.toRead, f.name)
+		b.forget(f)
 		if f.state != subscribing {
 			b.toUnsub[f.name] = struct{}{}
 			signal(b.subKick)
@@ -171,7 +170,8 @@ func (b *Broker) subscriber() {
 					b.drop(f, err)
 					continue
 				}
-				f.shard, f.state = s, reading
+				f.shard = s
+				b.setState(f, reading)
 				b.toRead[f.name] = f
 			}
 			b.mu.Unlock()
@@ -304,7 +304,7 @@ func (b *Broker) applyRead(f *follow, r rueidis.RedisResult) {
 	if first {
 		f.idle = time.Now() // let go after Linger unless a subscriber comes
 	}
-	f.state = live
+	b.setState(f, live)
 	f.settle(nil)
 }
 
@@ -316,7 +316,7 @@ const repairRetry = 250 * time.Millisecond
 func (b *Broker) reread(f *follow) {
 	b.stats.Gaps.Add(1)
 	if f.state == live {
-		f.state = reading
+		b.setState(f, reading)
 	}
 	b.toRead[f.name] = f
 	signal(b.rdKick)
@@ -331,6 +331,14 @@ func (b *Broker) onMessage(name, msg string) {
 		return
 	}
 	b.stats.Received.Add(1)
+	if v, ok := b.live.Load(name); ok {
+		// The common case, without the broker's lock: a publication of a
+		// topic held live goes straight to the engine.
+		if b.engine.Apply(p) == topic.Gap {
+			b.gap(v.(*follow), p)
+		}
+		return
+	}
 	b.mu.Lock()
 	f := b.follows[name]
 	switch {
@@ -338,23 +346,57 @@ func (b *Broker) onMessage(name, msg string) {
 		b.mu.Unlock()
 		return
 	case f.state != live:
-		if len(f.held) >= maxHeld {
-			f.held, f.over = nil, true
-		} else if !f.over {
-			f.held = append(f.held, p)
-		}
+		f.hold(p)
 		b.mu.Unlock()
 		return
 	}
 	b.mu.Unlock()
 	if b.engine.Apply(p) == topic.Gap {
-		b.mu.Lock()
-		if b.follows[name] == f && f.state == live {
-			f.held = append(f.held, p)
-			b.reread(f)
-		}
-		b.mu.Unlock()
+		b.gap(f, p)
 	}
+}
+
+// gap keeps a publication that does not continue its topic and has the
+// topic read again (or, when a read is under way, keeps it for after it).
+func (b *Broker) gap(f *follow, p *topic.Publication) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.follows[f.name] != f:
+	case f.state == live:
+		f.held = append(f.held, p)
+		b.reread(f)
+	default:
+		f.hold(p)
+	}
+}
+
+// hold keeps a publication that came while the topic is read, at most
+// maxHeld of them: past that it drops them and the read is repeated once
+// it is done. b.mu is held.
+func (f *follow) hold(p *topic.Publication) {
+	if len(f.held) >= maxHeld {
+		f.held, f.over = nil, true
+	} else if !f.over {
+		f.held = append(f.held, p)
+	}
+}
+
+// setState moves a follow to state s. b.mu is held.
+func (b *Broker) setState(f *follow, s followState) {
+	f.state = s
+	if s == live {
+		b.live.Store(f.name, f)
+	} else {
+		b.live.CompareAndDelete(f.name, f)
+	}
+}
+
+// forget removes a follow from the table. b.mu is held.
+func (b *Broker) forget(f *follow) {
+	delete(b.follows, f.name)
+	delete(b.toRead, f.name)
+	b.live.CompareAndDelete(f.name, f)
 }
 
 // letGo releases the topics idle for longer than Linger and unsubscribes
@@ -376,12 +418,12 @@ func (b *Broker) letGo(now time.Time) {
 			case released && len(f.waiters) > 0:
 				// Followed again while it was let go: read it afresh,
 				// its channel still subscribed.
-				f.loaded, f.state = false, reading
+				f.loaded = false
+				b.setState(f, reading)
 				b.toRead[f.name] = f
 				signal(b.rdKick)
 			case released:
-				delete(b.follows, f.name)
-				delete(b.toRead, f.name)
+				b.forget(f)
 				b.toUnsub[f.name] = struct{}{}
 				signal(b.subKick)
 			default:
