@@ -653,3 +653,26 @@ const (
 	closeTooManyConns   = 4006
 	closeServerDraining = 4007
 )
+
+// writeBurst frames msgs (TCP, msgpack) into one buffer and writes it in
+// one write on another goroutine, so that the replies can be read while
+// the write goes on; the channel gets the write's error.
+func (c *client) writeBurst(msgs []map[string]any) (<-chan error, error) {
+	var buf []byte
+	for _, m := range msgs {
+		body, err := msgpack.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(body)))
+		buf = append(buf, body...)
+	}
+	tw := c.w.(*tcpWire)
+	werr := make(chan error, 1)
+	go func() {
+		_ = tw.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		_, err := tw.c.Write(buf)
+		werr <- err
+	}()
+	return werr, nil
+}

@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/tickfan/tickfan/server"
 )
@@ -25,22 +23,14 @@ func producer(t *testing.T, n *node) *client {
 // returns the replies in order (read while the write goes on).
 func pubBurst(t *testing.T, c *client, topic string, count int) []msg {
 	t.Helper()
-	var buf []byte
-	for i := 1; i <= count; i++ {
-		body, err := msgpack.Marshal(map[string]any{"op": "pub", "id": i, "t": topic, "d": i})
-		if err != nil {
-			t.Fatal(err)
-		}
-		buf = binary.BigEndian.AppendUint32(buf, uint32(len(body)))
-		buf = append(buf, body...)
+	cmds := make([]map[string]any, count)
+	for i := range cmds {
+		cmds[i] = map[string]any{"op": "pub", "id": i + 1, "t": topic, "d": i + 1}
 	}
-	tw := c.w.(*tcpWire)
-	werr := make(chan error, 1)
-	go func() {
-		_ = tw.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		_, err := tw.c.Write(buf)
-		werr <- err
-	}()
+	werr, err := c.writeBurst(cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
 	replies := make([]msg, 0, count)
 	for len(replies) < count {
 		m, err := c.recv()

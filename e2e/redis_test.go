@@ -1,14 +1,10 @@
 package e2e
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/tickfan/tickfan/internal/redistest"
 )
@@ -177,13 +173,13 @@ func TestRedisThreeNodes(t *testing.T) {
 // in id order, and records each in the ledger. It returns the first
 // error, and may run on any goroutine.
 func pubBurstTo(c *client, led *ledger, count int, what func(i int) (string, any, bool)) error {
-	var buf []byte
 	type sent struct {
 		name string
 		d    any
 		snap bool
 	}
 	cmds := make([]sent, count+1)
+	msgs := make([]map[string]any, count)
 	for i := 1; i <= count; i++ {
 		name, d, snap := what(i)
 		cmds[i] = sent{name, d, snap}
@@ -191,20 +187,12 @@ func pubBurstTo(c *client, led *ledger, count int, what func(i int) (string, any
 		if snap {
 			m["k"] = "snap"
 		}
-		body, err := msgpack.Marshal(m)
-		if err != nil {
-			return err
-		}
-		buf = binary.BigEndian.AppendUint32(buf, uint32(len(body)))
-		buf = append(buf, body...)
+		msgs[i-1] = m
 	}
-	tw := c.w.(*tcpWire)
-	werr := make(chan error, 1)
-	go func() {
-		_ = tw.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		_, err := tw.c.Write(buf)
-		werr <- err
-	}()
+	werr, err := c.writeBurst(msgs)
+	if err != nil {
+		return err
+	}
 	for i := 1; i <= count; i++ {
 		m, err := c.recv()
 		if err != nil {
@@ -256,7 +244,7 @@ func TestRedisPubBurstOrder(t *testing.T) {
 		}
 		cmds = append(cmds, cmd{op: "pub", name: topics[k%3], d: payload("burst", k)})
 	}
-	var buf []byte
+	msgs := make([]map[string]any, len(cmds))
 	for i, cm := range cmds {
 		m := map[string]any{"op": cm.op, "id": i + 1}
 		switch cm.op {
@@ -265,20 +253,12 @@ func TestRedisPubBurstOrder(t *testing.T) {
 		case "sub":
 			m["topics"] = []string{cm.name}
 		}
-		body, err := msgpack.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		buf = binary.BigEndian.AppendUint32(buf, uint32(len(body)))
-		buf = append(buf, body...)
+		msgs[i] = m
 	}
-	tw := c.w.(*tcpWire)
-	werr := make(chan error, 1)
-	go func() {
-		_ = tw.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		_, err := tw.c.Write(buf)
-		werr <- err
-	}()
+	werr, err := c.writeBurst(msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	led := newLedger()
 	last := map[string]pos{} // each topic's last pub answered
