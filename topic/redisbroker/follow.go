@@ -15,12 +15,12 @@ import (
 type follow struct {
 	name  string
 	state followState
-	shard *shard // the subscription connection that carries its channel
 	// waiters are called once the topic is held (or could not be).
 	waiters []func(error)
 	// held are publications that came on the channel while the topic was
-	// read; they are applied after the read, in order. over: more came
-	// than maxHeld, so the read must be repeated once it is done.
+	// read; they are applied after the read, in order. over: the read
+	// must be repeated once it is done (more came than maxHeld, or the
+	// connection was made again while it was under way).
 	held []*topic.Publication
 	over bool
 	// idle is when the topic last had no local subscriber (zero: it has).
@@ -170,7 +170,6 @@ func (b *Broker) subscriber() {
 					b.drop(f, err)
 					continue
 				}
-				f.shard = s
 				b.setState(f, reading)
 				b.toRead[f.name] = f
 			}

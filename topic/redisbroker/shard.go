@@ -224,10 +224,12 @@ func (s *shard) connect() (<-chan error, error) {
 			}
 		},
 	})
+	// Every topic of this shard, also one whose SUBSCRIBE is under way:
+	// it may have gone out on the connection this one replaces.
 	s.b.mu.Lock()
 	var names []string
-	for name, f := range s.b.follows {
-		if f.shard == s {
+	for name := range s.b.follows {
+		if s.b.shardOfLocked(name) == s {
 			names = append(names, name)
 		}
 	}
@@ -250,8 +252,16 @@ func (s *shard) connect() (<-chan error, error) {
 	s.mu.Unlock()
 	s.b.mu.Lock()
 	for _, name := range names {
-		if f := s.b.follows[name]; f != nil && f.shard == s && f.state == live {
+		f := s.b.follows[name]
+		switch {
+		case f == nil || s.b.shardOfLocked(name) != s:
+		case f.state == live:
 			s.b.reread(f)
+		case f.state == reading:
+			// Its read may have gone out before this connection
+			// subscribed: what was published in between came on no
+			// connection. Read it again once that read is applied.
+			f.over = true
 		}
 	}
 	s.b.mu.Unlock()

@@ -69,11 +69,6 @@ func (b *Broker) startShards() error {
 	}
 	b.mu.Lock()
 	b.shards, b.slots = shards, slots
-	for _, f := range b.follows {
-		if f.state != subscribing {
-			f.shard = b.shardOfLocked(f.name)
-		}
-	}
 	b.mu.Unlock()
 	for _, s := range shards {
 		b.run(s.keep)
