@@ -162,16 +162,33 @@ func (c *conn) push(frame []byte) { c.queue(frame, nil, 0) }
 // publication's frame.
 func (c *conn) queue(frame []byte, s *subscription, seq uint64) {
 	i := c.out.push(outFrame{b: frame, sub: s, seq: seq})
-	if s != nil && s.conflate {
+	if s == nil {
+		c.markReplied()
+		return
+	}
+	if s.conflate {
 		s.pending = i
 	}
 	c.markDirty()
 }
 
+// markDirty has the loop write the connection at the end of this turn,
+// among the first: it has publications to deliver.
 func (c *conn) markDirty() {
 	if !c.dirty {
 		c.dirty = true
 		c.l.dirty = append(c.l.dirty, c)
+	}
+}
+
+// markReplied has the loop write the connection at the end of this turn,
+// after those with publications: a write to an idle client costs the
+// loop the client's wake-up (several microseconds on loopback), and a
+// publication's latency counts more than its pub's acknowledgement.
+func (c *conn) markReplied() {
+	if !c.dirty {
+		c.dirty = true
+		c.l.replied = append(c.l.replied, c)
 	}
 }
 

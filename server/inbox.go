@@ -123,10 +123,12 @@ func (l *loop) SetWake(wake func()) { l.wake = wake }
 // turn, without a wake (a system call) and a second turn.
 func (l *loop) Enter() { l.busy.Store(true) }
 
-// Leave implements reactor.Loop.
+// Leave implements reactor.Loop: it runs what was scheduled and writes
+// what the input caused (flush waits for it).
 func (l *loop) Leave() {
 	l.busy.Store(false)
 	l.RunPending()
+	l.flush()
 }
 
 // RunPending implements reactor.Loop: it runs the loop's pending work now.

@@ -41,6 +41,7 @@ type loop struct {
 	conns     *conn // open connections, a list through conn.next
 	open      atomic.Int64
 	dirty     []*conn // connections to write at the end of this turn
+	replied   []*conn // and after them those with only replies (markReplied)
 	blocked   []*conn // connections whose outbox waits for the socket
 	pollTimer wheel.Timer
 	iov       [][]byte // writev scratch
@@ -178,17 +179,32 @@ func (l *loop) frame(p *topic.Publication, f codec.Format) []byte {
 	return b
 }
 
-// flush writes every connection with a pending outbox. Loop goroutine only.
+// flush writes every connection with a pending outbox: those with
+// publications first, then those with only replies. While the engine
+// hands the loop socket input (Enter to Leave) it waits for Leave, so
+// that what the input caused is written once, publications first.
+// Loop goroutine only.
 func (l *loop) flush() {
+	if l.busy.Load() {
+		return
+	}
 	var bytes uint64
 	// A write may queue more (a drained slow client resumes): those
 	// connections are appended and written in the same pass.
-	for i := 0; i < len(l.dirty); i++ {
-		c := l.dirty[i]
-		l.dirty[i] = nil
-		bytes += uint64(c.flush())
+	for len(l.dirty) > 0 || len(l.replied) > 0 {
+		for i := 0; i < len(l.dirty); i++ {
+			c := l.dirty[i]
+			l.dirty[i] = nil
+			bytes += uint64(c.flush())
+		}
+		l.dirty = l.dirty[:0]
+		for i := 0; i < len(l.replied); i++ {
+			c := l.replied[i]
+			l.replied[i] = nil
+			bytes += uint64(c.flush())
+		}
+		l.replied = l.replied[:0]
 	}
-	l.dirty = l.dirty[:0]
 	if bytes > 0 {
 		l.stats.bytesOut.Add(bytes)
 	}
