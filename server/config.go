@@ -146,6 +146,12 @@ type Config struct {
 	Engine string
 	// Loops is the number of event loops. Default (0): GOMAXPROCS.
 	Loops int
+	// BusyPoll, when more than 0, has each event loop poll its sockets
+	// without sleeping for that long after each burst of work (gnet only,
+	// at most MaxBusyPoll): a client's message is then taken without the
+	// kernel waking the loop, for the price of that much CPU after every
+	// burst. For loops with cores of their own. Default 0: off.
+	BusyPoll time.Duration
 
 	// Redis, when set, shares topics with other nodes through Redis:
 	// host:port[,host:port...], one server or the seeds of a cluster

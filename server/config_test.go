@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestConfigValidate checks that New refuses what withDefaults leaves as
@@ -37,6 +38,10 @@ func TestConfigValidate(t *testing.T) {
 		{"redis", func(c *Config) {
 			c.Redis, c.Watch = "127.0.0.1:6379, 127.0.0.1:6380", []string{"ticker.x=px", " book.y = depth:y "}
 		}, ""},
+		{"busy poll", func(c *Config) { c.BusyPoll = 50 * time.Microsecond }, ""},
+		{"busy poll on evio", func(c *Config) { c.BusyPoll, c.Engine = 50*time.Microsecond, "evio" }, `--busy-poll 50µs: only the gnet engine polls busily, not --engine evio`},
+		{"busy poll too long", func(c *Config) { c.BusyPoll = time.Second }, `--busy-poll 1s: want 0 (off) to 10ms`},
+		{"busy poll negative", func(c *Config) { c.BusyPoll = -time.Microsecond }, `--busy-poll -1µs: want 0 (off) to 10ms`},
 		{"redis without port", func(c *Config) { c.Redis = "127.0.0.1" }, `--redis "127.0.0.1": want host:port`},
 		{"redis cluster without redis", func(c *Config) { c.RedisCluster = true }, `--redis-cluster needs --redis`},
 		{"watch without redis", func(c *Config) { c.Watch = []string{"a=b"} }, `--watch and --watch-file need --redis`},

@@ -120,6 +120,12 @@ func (cfg Config) validate() error {
 	if !slices.Contains(Engines, cfg.Engine) {
 		return fmt.Errorf("--engine %q: want one of %s", cfg.Engine, strings.Join(Engines, ", "))
 	}
+	switch {
+	case cfg.BusyPoll < 0 || cfg.BusyPoll > MaxBusyPoll:
+		return fmt.Errorf("--busy-poll %s: want 0 (off) to %s, e.g. 50us", cfg.BusyPoll, MaxBusyPoll)
+	case cfg.BusyPoll > 0 && cfg.Engine != EngineGnet:
+		return fmt.Errorf("--busy-poll %s: only the gnet engine polls busily, not --engine %s", cfg.BusyPoll, cfg.Engine)
+	}
 	if _, err := patterns("--conflate", cfg.Conflate); err != nil {
 		return err
 	}
@@ -201,3 +207,7 @@ func patterns(flag, s string) (topic.Patterns, error) {
 	}
 	return ps, nil
 }
+
+// MaxBusyPoll is the longest --busy-poll: past a few milliseconds a loop
+// would rarely sleep at all.
+const MaxBusyPoll = 10 * time.Millisecond

@@ -26,7 +26,7 @@ func newEngine(s *Server) reactor.Engine {
 	h, opt := engineHandler{s}, reactor.Options{
 		WSAddr: s.cfg.WSAddr, TCPAddr: s.cfg.TCPAddr, WSPath: s.cfg.WSPath, Loops: s.cfg.Loops,
 		HandshakeTimeout: s.cfg.HandshakeTimeout, MessageTimeout: s.cfg.MessageTimeout,
-		AnonMaxFrame: s.cfg.AnonMaxFrame,
+		AnonMaxFrame: s.cfg.AnonMaxFrame, BusyPoll: s.cfg.BusyPoll,
 	}
 	if mk := otherEngines[s.cfg.Engine]; mk != nil {
 		return mk(h, opt)

@@ -79,6 +79,7 @@ func newServeFlags(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", def.AdminAddr, "serve /metrics and the status page on this `host:port` instead of --http-addr (default: on --http-addr)")
 	fs.StringVar(&cfg.Engine, "engine", def.Engine, "reactor `engine`: gnet (epoll), evio (epoll), std (net/http + gorilla/websocket, goroutines per connection)")
 	fs.IntVar(&cfg.Loops, "loops", def.Loops, "event loops (`count`; 0 = one per CPU available)")
+	fs.DurationVar(&cfg.BusyPoll, "busy-poll", def.BusyPoll, "after each burst, each event loop polls its sockets without sleeping for this `long` (e.g. 50us; 0 = off; gnet only; for loops with cores of their own: it spends that CPU after every burst)")
 	fs.StringVar(&cfg.Redis, "redis", def.Redis, "share topics with other nodes through Redis at `host:port[,host:port...]` (one server, or seeds of a Redis Cluster, detected); default: in memory")
 	fs.BoolVar(&cfg.RedisCluster, "redis-cluster", def.RedisCluster, "refuse to start unless --redis is a Redis Cluster")
 	fs.StringVar(&cfg.RedisUser, "redis-user", def.RedisUser, "Redis ACL `user`")

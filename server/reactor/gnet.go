@@ -41,12 +41,19 @@ type Gnet struct {
 	enrolling chan struct{} // hand-overs to gnet in flight (enroll)
 
 	mu     sync.Mutex
-	paired map[gnet.EventLoop]Loop
+	paired map[gnet.EventLoop]pairing
+}
+
+// pairing is a gnet event loop's server loop, and its busy poll when
+// Options.BusyPoll asks for one.
+type pairing struct {
+	l    Loop
+	spin *spinner
 }
 
 // NewGnet returns the gnet engine of h.
 func NewGnet(h Handler, opt Options) *Gnet {
-	return &Gnet{h: h, opt: opt, paired: make(map[gnet.EventLoop]Loop), enrolling: make(chan struct{}, maxEnrolling)}
+	return &Gnet{h: h, opt: opt, paired: make(map[gnet.EventLoop]pairing), enrolling: make(chan struct{}, maxEnrolling)}
 }
 
 // start binds the listeners, starts the event loops and the acceptors.
@@ -203,6 +210,13 @@ func (r *Gnet) Stop(context.Context) error {
 		r.enrolling <- struct{}{}
 	}
 	err := r.cli.Stop()
+	r.mu.Lock()
+	for _, p := range r.paired {
+		if p.spin != nil {
+			p.spin.close()
+		}
+	}
+	r.mu.Unlock()
 	r.spare.mu.Lock()
 	if r.spare.fd >= 0 {
 		_ = unix.Close(r.spare.fd)
@@ -213,18 +227,26 @@ func (r *Gnet) Stop(context.Context) error {
 }
 
 // pair returns the server loop of a gnet event loop.
-func (r *Gnet) pair(el gnet.EventLoop) Loop {
+func (r *Gnet) pair(el gnet.EventLoop) pairing {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if l, ok := r.paired[el]; ok {
-		return l
+	if p, ok := r.paired[el]; ok {
+		return p
 	}
 	loops := r.h.Loops()
-	l := loops[len(r.paired)%len(loops)]
-	run := &gnetRun{l} // one per loop: a wake allocates nothing
-	l.SetWake(func() { _ = el.Execute(context.Background(), run) })
-	r.paired[el] = l
-	return l
+	p := pairing{l: loops[len(r.paired)%len(loops)]}
+	if r.opt.BusyPoll > 0 {
+		sp, err := newSpinner(r.opt.BusyPoll)
+		if err != nil {
+			r.h.Logger().Warn("busy poll off for an event loop", "err", err)
+		} else {
+			p.spin = sp
+		}
+	}
+	run := &gnetRun{p} // one per loop
+	p.l.SetWake(func() { _ = el.Execute(context.Background(), run) })
+	r.paired[el] = p
+	return p
 }
 
 func (r *Gnet) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
@@ -232,8 +254,11 @@ func (r *Gnet) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close // a draining node takes no new clients
 	}
 	kind, _ := gc.Context().(Kind) // the acceptor's listener
-	l := r.pair(gc.EventLoop())
-	gc.SetContext(gnetSession{r.h.Open(gnetConn{gc}, l, kind, gc.RemoteAddr()), l})
+	p := r.pair(gc.EventLoop())
+	if p.spin != nil {
+		p.spin.add(gc.Fd())
+	}
+	gc.SetContext(gnetSession{r.h.Open(gnetConn{gc}, p.l, kind, gc.RemoteAddr()), p})
 	return nil, gnet.None
 }
 
@@ -252,11 +277,17 @@ func (r *Gnet) OnTraffic(gc gnet.Conn) gnet.Action {
 		_, _ = gc.Discard(n)
 	}
 	s.l.Leave()
+	if s.spin != nil {
+		s.spin.spin(s.l)
+	}
 	return gnet.None
 }
 
 func (r *Gnet) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if s, ok := gc.Context().(gnetSession); ok {
+		if s.spin != nil {
+			s.spin.remove(gc.Fd())
+		}
 		s.Closed()
 	}
 	return gnet.None
@@ -293,10 +324,16 @@ func (r *Gnet) ServingErr() error { return r.down.Err() }
 // gnetSession is what a gnet connection's context holds.
 type gnetSession struct {
 	Session
-	l Loop
+	pairing
 }
 
 // gnetRun is the task a wake has gnet run on the loop.
-type gnetRun struct{ l Loop }
+type gnetRun struct{ pairing }
 
-func (g gnetRun) Run(context.Context) error { g.l.RunPending(); return nil }
+func (g gnetRun) Run(context.Context) error {
+	g.l.RunPending()
+	if g.spin != nil {
+		g.spin.spin(g.l)
+	}
+	return nil
+}

@@ -180,6 +180,11 @@ type Options struct {
 	HandshakeTimeout, MessageTimeout time.Duration
 	// AnonMaxFrame is the largest message of a client without a token.
 	AnonMaxFrame int
+	// BusyPoll, when more than 0, has each event loop poll its sockets
+	// without blocking for that long after it handled input or work
+	// before it sleeps in the kernel (gnet only; see spinner). For
+	// deployments that give the loops cores of their own.
+	BusyPoll time.Duration
 }
 
 // CloseLinger bounds a close: the time the last bytes (op close, a close

@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cpuTime reads the process's user and system CPU time.
+func (p *proc) cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses: utime and
+	// stime are the 12th and 13th of them, in clock ticks (100 a second).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// TestBusyPollServesThenSleeps runs the binary with --busy-poll: pubs and
+// pings are answered and delivered in order while the loops spin, and
+// once the clients are quiet the loops sleep again: the process spends
+// almost no CPU in the second that follows (a spin that never ended
+// would spend all of it).
+func TestBusyPollServesThenSleeps(t *testing.T) {
+	if engine != "" && engine != "gnet" {
+		t.Skipf("--busy-poll is the gnet engine's; this run is on %s", engine)
+	}
+	p := startProc(t, "--busy-poll", "2ms", "--anonymous-pub", ">", "--loops", "1", "--cmd-rate", "1000000")
+	sub := &client{name: "tcp", f: msgpackFormat}
+	sc := dialConn(t, "tcp", p.tcp)
+	sub.w = &tcpWire{c: sc, r: bufio.NewReader(sc)}
+	pub := &client{name: "tcp", f: msgpackFormat}
+	pc := dialConn(t, "tcp", p.tcp)
+	pub.w = &tcpWire{c: pc, r: bufio.NewReader(pc)}
+
+	sub.sub1(t, "spin.a", nil)
+	const n = 200
+	for i := 1; i <= n; i++ {
+		pub.pub(t, "spin.a", i, false) // one at a time: each waits for its ack
+		sub.nextPub(t, "spin.a", uint64(i), i, false)
+		if i%50 == 0 {
+			sub.alive(t) // a ping answered while the loop polls
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // the windows end
+	before := p.cpuTime(t)
+	time.Sleep(time.Second)
+	if used := p.cpuTime(t) - before; used > 200*time.Millisecond {
+		t.Fatalf("the server used %v of CPU in a quiet second after the traffic: the loop went on polling", used)
+	}
+	// And it wakes for the next message as before.
+	pub.pub(t, "spin.a", n+1, false)
+	sub.nextPub(t, "spin.a", n+1, n+1, false)
+}
