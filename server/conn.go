@@ -132,6 +132,7 @@ func newConn(t reactor.Transport, l *loop, kind reactor.Kind) *conn {
 // the connection, writes what they caused and returns how many bytes were
 // used. Loop goroutine only.
 func (c *conn) Data(buf []byte) int {
+	c.l.stageAt(stRead)
 	now := c.l.srv.wheel.NowNano()
 	if len(buf) > 0 {
 		c.lastSeen = now // any inbound byte is life

@@ -129,6 +129,7 @@ func (l *loop) Leave() {
 	l.busy.Store(false)
 	l.RunPending()
 	l.flush()
+	l.stageDone()
 }
 
 // RunPending implements reactor.Loop: it runs the loop's pending work now.
@@ -198,6 +199,7 @@ func (l *loop) deliverPending(batch []*topic.Publication) (n uint64, more bool) 
 			l.lagTopic(p.Topic) // gone from history already: do not send it late
 			l.skipped++
 		default:
+			l.stageAt(stDeliver)
 			l.cur, l.curFrames = p, [len(l.curFrames)][]byte{}
 			for _, s := range lt.subs {
 				if s.c.deliver(s, p) {

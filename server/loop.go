@@ -76,7 +76,8 @@ type loop struct {
 	queued    int64
 	queuedPub atomic.Int64
 
-	stats loopStats
+	stats  loopStats
+	stages stageClock // stages_off.go, stages.go
 }
 
 // loopStats are the loop's counters; the loop adds to them once per turn.
@@ -202,6 +203,7 @@ func (l *loop) flush() {
 			c := l.replied[i]
 			l.replied[i] = nil
 			bytes += uint64(c.flush())
+			l.stageAt(stAcked)
 		}
 		l.replied = l.replied[:0]
 	}

@@ -269,6 +269,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		err = errors.Join(err, s.broker.Close())
 		s.wheel.Close()
+		s.stageReport()
 	})
 	return err
 }

@@ -200,6 +200,7 @@ func (c *conn) writeOut() int {
 		}
 	}
 	total := c.out.bytes
+	c.l.stageAt(stWrite)
 	var err error
 	switch {
 	case len(frames) == 1:
@@ -221,6 +222,7 @@ func (c *conn) writeOut() int {
 			_, err = c.t.Writev(iov)
 		}
 	}
+	c.l.stageAt(stWritten)
 	if err == nil && c.state != stClosed { // else the reactor closed the connection
 		c.out.reset(c.l)
 		c.pongQueued = false

@@ -22,6 +22,7 @@ func (s *Server) Publish(ctx context.Context, reqs []topic.PublishRequest) ([]to
 }
 
 func (c *conn) cmdPub(cmd *codec.Command) {
+	c.l.stageAt(stDecoded)
 	if err := topic.ValidName(cmd.Topic); err != nil {
 		c.replyErr(cmd, codec.CodeBadRequest, err.Error())
 		return
@@ -50,6 +51,7 @@ func (c *conn) cmdPub(cmd *codec.Command) {
 		c.replyErr(cmd, publishErrCode(err), err.Error())
 		return
 	}
+	c.l.stageAt(stPublished)
 	c.push(codec.AppendPubReply(nil, c.format, cmd.ID, cmd.HasID, pos[0]))
 }
 

@@ -1,0 +1,25 @@
+//go:build !stagetrace
+
+package server
+
+// The stage clock of a publication's way through a loop, in builds with
+// the stagetrace tag (stages.go); here it costs nothing.
+
+type stageClock struct{}
+
+func (l *loop) stageAt(stage)  {}
+func (l *loop) stageDone()     {}
+func (s *Server) stageReport() {}
+
+type stage uint8
+
+const (
+	stRead stage = iota
+	stDecoded
+	stPublished
+	stDeliver
+	stWrite
+	stWritten
+	stAcked
+	nStages
+)
