@@ -36,7 +36,7 @@ func sampleResults() []Result {
 	recordLatency(h, 25000)
 	rs = append(rs, Result{Label: "gnet", Scenario: "hft", Params: Params{Proto: ProtoTCP, Conns: 10, Topics: 1, Rate: 10000, Size: 64},
 		Latency: summarize(h), LatencyDist: distribution(h),
-		HFT: &HFTFigures{TargetP50Us: 30, TargetP99Us: 100, MeetsTarget: true, LoopbackRTT: LatencySummary{P50: 18}}})
+		HFT: &HFTFigures{TargetP50Us: 30, TargetP99Us: 100, MeetsTarget: true, Baselines: Baselines{LoopbackRTT: LatencySummary{P50: 18}}}})
 	return rs
 }
 

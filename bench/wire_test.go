@@ -21,7 +21,7 @@ func TestPubRoundTripThroughServerCodec(t *testing.T) {
 		for ti, name := range p.topics {
 			p.prefix = append(p.prefix, pubPrefix(name))
 			const due = int64(1234567890123)
-			frame := p.appendPub(nil, ti, 77, due)
+			frame, _ := p.appendPub(nil, ti, 77, due)
 			body, n, err := client.ParseTCPFrame(frame)
 			if err != nil || n != len(frame) {
 				t.Fatalf("size %d: the pub frame does not parse: %v (%d of %d bytes)", size, err, n, len(frame))
