@@ -22,6 +22,7 @@ func BenchmarkSubscriberConsume(b *testing.B) {
 		for _, size := range []int{64, 2048} {
 			b.Run(fmt.Sprintf("%s/%dB", proto, size), func(b *testing.B) {
 				payload := payloadTemplate(size)
+				payload[sentAt+7] = 1 // a sent time, so that both latencies are recorded
 				var buf []byte
 				for s := uint64(1); s <= perRead; s++ {
 					p := &topic.Publication{Topic: "bench.t3", Epoch: "e", Seq: s, Data: payload, DataMsgpack: true}
