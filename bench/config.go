@@ -43,13 +43,21 @@ type Config struct {
 	// Topics is the number of topics; connection i holds topic i % Topics.
 	// Default 10 (hft 1).
 	Topics int
+	// HFTConns are the subscriber counts hft runs, one result each, with
+	// the baselines measured before the first and after the last. Default
+	// 1 and 10, or Conns alone when it is set.
+	HFTConns []int
+	// Echo is the address of a TCP echo server (tickfan bench echo) for
+	// hft's cross-core baseline. Default none: no echo baseline.
+	Echo string
 	// Rate is publications per second per topic. Default: fanout 10,
 	// slow 50, herd 20, hft 10000.
 	Rate float64
 	// Rates are the per-topic rates saturate steps through, stopping after
 	// the first that does not keep up. Default 10, 20, 50, 100, 200, 400, 800.
 	Rates []float64
-	// Size is the payload size in bytes (msgpack), at least 11. Default 200
+	// Size is the payload size in bytes (msgpack), at least 20 (the due
+	// and sent times). Default 200
 	// (slow 2048, hft 64).
 	Size int
 	// Duration is the measured window. Default 10 s (saturate: 5 s a step,
@@ -135,6 +143,13 @@ func (c Config) Defaults(scenario string) Config {
 		conns, rate, dur = 5000, 20, 8*time.Second
 	case "hft":
 		conns, topics, rate, size = 10, 1, 10000, 64
+		if len(c.HFTConns) == 0 {
+			if c.Conns > 0 {
+				c.HFTConns = []int{c.Conns}
+			} else {
+				c.HFTConns = []int{1, 10}
+			}
+		}
 		if c.Proto == "" {
 			c.Proto = ProtoTCP
 		}
@@ -184,6 +199,16 @@ func (c *Config) check() error {
 	}
 	if c.SlowFrac <= 0 || c.SlowFrac >= 1 {
 		return fmt.Errorf("--slow-frac %v: want a fraction between 0 and 1", c.SlowFrac)
+	}
+	for _, n := range c.HFTConns {
+		if n <= 0 {
+			return fmt.Errorf("hft subscriber count %d: want 1 or more", n)
+		}
+	}
+	if c.Echo != "" {
+		if _, _, err := net.SplitHostPort(c.Echo); err != nil {
+			return fmt.Errorf("--echo %q: %w", c.Echo, err)
+		}
 	}
 	for _, r := range c.Rates {
 		if r <= 0 {

@@ -27,9 +27,11 @@ type publisher struct {
 	conns  []*pubConn
 	pacer  *pacer
 
-	prefix   [][]byte // per topic: map header, op, t, d key
-	payload  []byte   // [due, pad], due patched per publication
-	next     uint64   // the next publication's index g; its id is g+1
+	prefix  [][]byte // per topic: map header, op, t, d key
+	payload []byte   // [due, sent, pad], due and sent patched per publication
+	next    uint64   // the next publication's index g; its id is g+1
+	// late is the write time minus the due time of the publications
+	// due in the window.
 	late     *hdrhistogram.Histogram
 	inWindow map[string]int64 // publications due in the window, per topic
 	sent     atomic.Int64
@@ -41,9 +43,18 @@ type publisher struct {
 }
 
 type pubConn struct {
-	c    *client.Conn // written by run and by the reply reader (heartbeats)
-	buf  []byte
-	done chan struct{}
+	c       *client.Conn // written by run and by the reply reader (heartbeats)
+	buf     []byte
+	pending []pendingPub // the publications in buf, for their sent time
+	done    chan struct{}
+}
+
+// pendingPub is a publication waiting in a pubConn's buffer: where its
+// sent time goes and when it was due.
+type pendingPub struct {
+	sentAt   int
+	due      int64
+	inWindow bool
 }
 
 // newPublisher dials conns TCP connections and authenticates each with
@@ -162,11 +173,13 @@ func (p *publisher) run(ctx context.Context, rate float64, start, stop, winStart
 			g := p.next
 			ti := int(g % uint64(len(p.topics)))
 			pc := p.conns[ti%len(p.conns)]
-			pc.buf = p.appendPub(pc.buf, ti, g+1, due)
-			if due >= winStart && due < winEnd {
+			inWin := due >= winStart && due < winEnd
+			var at int
+			pc.buf, at = p.appendPub(pc.buf, ti, g+1, due)
+			pc.pending = append(pc.pending, pendingPub{sentAt: at, due: due, inWindow: inWin})
+			if inWin {
 				p.inWindow[p.topics[ti]]++
 			}
-			recordLatency(p.late, now-due)
 			p.next++
 			k++
 			due = start + int64(float64(k)*interval)
@@ -176,8 +189,20 @@ func (p *publisher) run(ctx context.Context, rate float64, start, stop, winStart
 				continue
 			}
 			_ = pc.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			// One clock read a write, as close to it as can be: latency
+			// from sent leaves out the publisher's own lateness, which
+			// latency from due includes.
+			sent := p.clock.now()
+			for _, pp := range pc.pending {
+				binary.BigEndian.PutUint64(pc.buf[pp.sentAt:], uint64(sent))
+			}
 			err := pc.c.Write(pc.buf)
-			pc.buf = pc.buf[:0]
+			for _, pp := range pc.pending {
+				if pp.inWindow {
+					recordLatency(p.late, sent-pp.due)
+				}
+			}
+			pc.buf, pc.pending = pc.buf[:0], pc.pending[:0]
 			if err != nil {
 				return fmt.Errorf("publish: %w", err)
 			}
@@ -186,17 +211,18 @@ func (p *publisher) run(ctx context.Context, rate float64, start, stop, winStart
 	}
 }
 
-// appendPub appends the TCP frame of pub g (id) of topic ti due at due.
-func (p *publisher) appendPub(dst []byte, ti int, id uint64, due int64) []byte {
+// appendPub appends the TCP frame of pub g (id) of topic ti due at due,
+// and returns where in dst its sent time goes (zero until patched).
+func (p *publisher) appendPub(dst []byte, ti int, id uint64, due int64) ([]byte, int) {
 	pre := p.prefix[ti]
 	n := len(pre) + len(p.payload) + 3 + 9
 	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
 	dst = append(dst, pre...)
 	at := len(dst)
 	dst = append(dst, p.payload...)
-	binary.BigEndian.PutUint64(dst[at+2:], uint64(due)) // after 0x92 0xcf
+	binary.BigEndian.PutUint64(dst[at+dueAt:], uint64(due))
 	dst = appendMpStr(dst, "id")
-	return appendMpUint64(dst, id)
+	return appendMpUint64(dst, id), at + sentAt
 }
 
 // waitReplies waits until every publication sent has its reply.
@@ -217,7 +243,7 @@ func (p *publisher) lastPublished() map[string]uint64 {
 }
 
 // takeWindow returns and clears the per-topic counts of publications due
-// in the window, and the send-lateness histogram.
+// in the window, and the lateness histogram of their writes.
 func (p *publisher) takeWindow() (map[string]int64, *hdrhistogram.Histogram) {
 	w, l := p.inWindow, p.late
 	p.inWindow, p.late = map[string]int64{}, newHistogram()

@@ -70,13 +70,24 @@ func extra(r Result) string {
 		if r.HFT.MeetsTarget {
 			meets = "meets"
 		}
-		return fmt.Sprintf("%s p50≤%dµs p99≤%dµs; loopback RTT p50/p99 %d/%d µs, server ping RTT p50/p99 %d/%d µs",
-			meets, r.HFT.TargetP50Us, r.HFT.TargetP99Us, r.HFT.LoopbackRTT.P50, r.HFT.LoopbackRTT.P99,
-			r.HFT.ServerPingRTT.P50, r.HFT.ServerPingRTT.P99)
+		s := fmt.Sprintf("%s p50≤%dµs p99≤%dµs (from due); %s", meets, r.HFT.TargetP50Us, r.HFT.TargetP99Us, baselineText(r.HFT.Baselines))
+		if a := r.HFT.After; a != nil {
+			s += "; after the cases: " + baselineText(*a)
+		}
+		return s
 	case r.Scenario == "saturate" && !r.KeepsUp:
 		return "saturated"
 	}
 	return ""
+}
+
+// baselineText is the round trips of b, p50/p99.
+func baselineText(b Baselines) string {
+	s := fmt.Sprintf("loopback RTT p50/p99 %d/%d µs", b.LoopbackRTT.P50, b.LoopbackRTT.P99)
+	if b.EchoRTT != nil {
+		s += fmt.Sprintf(", echo RTT p50/p99 %d/%d µs", b.EchoRTT.P50, b.EchoRTT.P99)
+	}
+	return s + fmt.Sprintf(", server ping RTT p50/p99 %d/%d µs", b.ServerPingRTT.P50, b.ServerPingRTT.P99)
 }
 
 func fmtF(v *float64, digits int) string {
@@ -107,15 +118,20 @@ func fmtUs(us int64) string {
 }
 
 // WriteMarkdown writes one table row per result: engine, scenario,
-// parameters, throughput, server cost, latency, integrity, memory.
+// parameters, throughput, server cost, latency (from due and from sent)
+// and the publisher's lateness, integrity, memory.
 func WriteMarkdown(w io.Writer, rs []Result) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintln(bw, "| engine | scenario | params | deliveries/s | server µs CPU/delivery | deliveries per CPU-s | p50 / p99 / p99.9 | missing | dups | server RSS MiB (peak) | notes |")
-	fmt.Fprintln(bw, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(bw, "| engine | scenario | params | deliveries/s | server µs CPU/delivery | deliveries per CPU-s | from due p50 / p99 / p99.9 | from sent p50 / p99 | pub late p50 / p99 | missing | dups | server RSS MiB (peak) | notes |")
+	fmt.Fprintln(bw, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		lat := "-"
 		if r.Latency.Count > 0 {
 			lat = fmtUs(r.Latency.P50) + " / " + fmtUs(r.Latency.P99) + " / " + fmtUs(r.Latency.P999)
+		}
+		sent, late := p50p99(r.LatencySent), "-"
+		if r.PubLate != nil {
+			late = p50p99(*r.PubLate)
 		}
 		dps, cpu, per := "-", "-", "-"
 		if r.Scenario != "idle" {
@@ -131,8 +147,62 @@ func WriteMarkdown(w io.Writer, rs []Result) error {
 		if r.Server.RSSKiB > 0 {
 			rss = fmt.Sprintf("%.0f (%.0f)", float64(r.Server.RSSKiB)/1024, float64(r.Server.PeakRSSKiB)/1024)
 		}
-		fmt.Fprintf(bw, "| %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s |\n",
-			mdCell(r.Label), r.Scenario, mdCell(params(r)), dps, cpu, per, lat, r.Missing, r.Dups, rss, mdCell(extra(r)))
+		fmt.Fprintf(bw, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s |\n",
+			mdCell(r.Label), r.Scenario, mdCell(params(r)), dps, cpu, per, lat, sent, late, r.Missing, r.Dups, rss, mdCell(extra(r)))
+	}
+	return bw.Flush()
+}
+
+// p50p99 is "p50 / p99" of l, or "-" when it counted nothing (a result
+// from before publications carried their sent time).
+func p50p99(l LatencySummary) string {
+	if l.Count == 0 {
+		return "-"
+	}
+	return fmtUs(l.P50) + " / " + fmtUs(l.P99)
+}
+
+// WriteHFTMarkdown writes the table of the hft results among rs, one row
+// per case: the baselines' p50 measured before the cases / after them,
+// the publisher's lateness, latency from the write and from the due time,
+// and the server's CPU per publication. Other scenarios are left out.
+func WriteHFTMarkdown(w io.Writer, rs []Result) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintln(bw, "| variant | subscribers | loopback RTT p50 | echo RTT p50 | server ping p50 | publisher late p50 | latency from send p50 / p99 | latency from due p50 / p99 | server CPU µs per publication |")
+	fmt.Fprintln(bw, "|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rs {
+		if r.Scenario != "hft" {
+			continue
+		}
+		label := r.Label
+		if label == "" {
+			label = "(no label)"
+		}
+		loop, echo, ping := "-", "-", "-"
+		if h := r.HFT; h != nil {
+			pick := func(f func(Baselines) *LatencySummary) string {
+				b := f(h.Baselines)
+				if b == nil || b.Count == 0 {
+					return "-"
+				}
+				s := strconv.FormatInt(b.P50, 10)
+				if h.After != nil {
+					if a := f(*h.After); a != nil && a.Count > 0 {
+						s += " / " + strconv.FormatInt(a.P50, 10)
+					}
+				}
+				return s + " µs"
+			}
+			loop = pick(func(b Baselines) *LatencySummary { return &b.LoopbackRTT })
+			echo = pick(func(b Baselines) *LatencySummary { return b.EchoRTT })
+			ping = pick(func(b Baselines) *LatencySummary { return &b.ServerPingRTT })
+		}
+		late := "-"
+		if r.PubLate != nil && r.PubLate.Count > 0 {
+			late = fmtUs(r.PubLate.P50)
+		}
+		fmt.Fprintf(bw, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n",
+			mdCell(label), r.Params.Conns, loop, echo, ping, late, p50p99(r.LatencySent), p50p99(r.Latency), fmtF(r.Server.CPUUsPerPublication, 2))
 	}
 	return bw.Flush()
 }
@@ -184,7 +254,7 @@ func WriteHTML(w io.Writer, rs []Result) error {
 	}
 
 	fmt.Fprint(bw, htmlHead)
-	fmt.Fprintf(bw, "<h1>tickfan bench report</h1>\n<p class=meta>%d runs, labels %s; generated %s. Latency is from each publication's due time (open-loop publishing) to its receipt; server CPU is utime+stime of the server process over the measured window.</p>\n",
+	fmt.Fprintf(bw, "<h1>tickfan bench report</h1>\n<p class=meta>%d runs, labels %s; generated %s. Latency is from each publication's due time (open-loop publishing) to its receipt, and, apart, from the clock read just before the publisher's write; the publisher's lateness is the difference. Server CPU is utime+stime of the server process over the measured window.</p>\n",
 		len(rs), html.EscapeString(strings.Join(labels, ", ")), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 
 	for _, sc := range scenarioOrder(rs) {
@@ -257,7 +327,7 @@ func scenarioBlurb(s string) string {
 	case "herd":
 		return "all subscribers drop at once while publishing goes on, then reconnect at once with since; latency includes the recovered publications."
 	case "hft":
-		return "TCP msgpack subscribers of one topic, one publisher at a fixed rate; targets p50 ≤ 30 µs, p99 ≤ 100 µs; loopback baselines for comparison."
+		return "TCP msgpack subscribers of one topic, one publisher at a fixed rate; targets p50 ≤ 30 µs, p99 ≤ 100 µs (from due); round-trip baselines measured in the same run, before and after its cases, for comparison."
 	}
 	return ""
 }
@@ -427,7 +497,7 @@ func barChart(w io.Writer, title string, group []Result, st []style, value func(
 func figureTable(w io.Writer, group []Result) {
 	fmt.Fprint(w, "<div style=\"overflow-x:auto\"><table><thead><tr>")
 	heads := []string{"label", "params", "offered/s", "deliveries/s", "expected", "received", "missing", "dups", "resets", "lags",
-		"p50", "p90", "p99", "p99.9", "max", "server CPU s", "µs CPU / delivery", "deliveries / CPU-s",
+		"p50", "p90", "p99", "p99.9", "max", "from sent p50", "from sent p99", "pub late p50", "pub late p99", "server CPU s", "µs CPU / delivery", "deliveries / CPU-s",
 		"server RSS MiB", "peak RSS MiB", "bench CPU s", "bench RSS MiB", "published", "pub errors", "keeps up", "notes"}
 	for i, h := range heads {
 		cls := ""
@@ -454,6 +524,18 @@ func figureTable(w io.Writer, group []Result) {
 			}
 			return fmtUs(v)
 		}
+		sentLat := func(v int64) string {
+			if r.LatencySent.Count == 0 {
+				return "-"
+			}
+			return fmtUs(v)
+		}
+		late := func(f func(*LatencySummary) int64) string {
+			if r.PubLate == nil || r.PubLate.Count == 0 {
+				return "-"
+			}
+			return fmtUs(f(r.PubLate))
+		}
 		notes := extra(r)
 		for _, n := range r.Notes {
 			notes += "; " + n
@@ -468,6 +550,7 @@ func figureTable(w io.Writer, group []Result) {
 			strconv.FormatInt(r.Expected, 10), strconv.FormatInt(r.Received, 10),
 			bad(r.Missing), bad(r.Dups), strconv.FormatInt(r.Resets, 10), strconv.FormatInt(r.Lags, 10),
 			lat(r.Latency.P50), lat(r.Latency.P90), lat(r.Latency.P99), lat(r.Latency.P999), lat(r.Latency.Max),
+			sentLat(r.LatencySent.P50), sentLat(r.LatencySent.P99), late(func(l *LatencySummary) int64 { return l.P50 }), late(func(l *LatencySummary) int64 { return l.P99 }),
 			fmtF(r.Server.CPUSeconds, 2), fmtF(r.Server.CPUUsPerDelivery, 2), fmtF(r.Server.DeliveriesPerCPUS, 0),
 			fmt.Sprintf("%.1f", float64(r.Server.RSSKiB)/1024), fmt.Sprintf("%.1f", float64(r.Server.PeakRSSKiB)/1024),
 			fmt.Sprintf("%.2f", r.Bench.CPUSeconds), fmt.Sprintf("%.1f", float64(r.Bench.RSSKiB)/1024),

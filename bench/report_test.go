@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -36,7 +37,7 @@ func sampleResults() []Result {
 	recordLatency(h, 25000)
 	rs = append(rs, Result{Label: "gnet", Scenario: "hft", Params: Params{Proto: ProtoTCP, Conns: 10, Topics: 1, Rate: 10000, Size: 64},
 		Latency: summarize(h), LatencyDist: distribution(h),
-		HFT: &HFTFigures{TargetP50Us: 30, TargetP99Us: 100, MeetsTarget: true, LoopbackRTT: LatencySummary{P50: 18}}})
+		HFT: &HFTFigures{TargetP50Us: 30, TargetP99Us: 100, MeetsTarget: true, Baselines: Baselines{LoopbackRTT: LatencySummary{P50: 18}}}})
 	return rs
 }
 
@@ -115,5 +116,62 @@ func TestAxisLabels(t *testing.T) {
 		if got := ninesLabel(k); got != w {
 			t.Errorf("%d nines: %q, want %q", k, got, w)
 		}
+	}
+}
+
+// The hft table has a row per case with the baselines before / after, the
+// lateness, both latencies and the CPU per publication; a result written
+// before publications carried their sent time still loads and shows "-"
+// where it has no figure.
+func TestHFTMarkdown(t *testing.T) {
+	lat := func(p50, p99 int64) LatencySummary { return LatencySummary{Count: 100, P50: p50, P99: p99} }
+	cpu := 7.25
+	echo, echoAfter := lat(21, 40), lat(23, 41)
+	var rs []Result
+	for _, n := range []int{1, 10} {
+		late := lat(25, 90)
+		rs = append(rs, Result{Label: "after", Scenario: "hft", Params: Params{Proto: ProtoTCP, Conns: n, Topics: 1},
+			Latency: lat(60, 300), LatencySent: lat(35, 120), PubLate: &late,
+			Server: ServerFigures{CPUUsPerPublication: &cpu},
+			HFT: &HFTFigures{
+				Baselines: Baselines{LoopbackRTT: lat(18, 30), EchoRTT: &echo, ServerPingRTT: lat(40, 80)},
+				After:     &Baselines{LoopbackRTT: lat(19, 30), EchoRTT: &echoAfter, ServerPingRTT: lat(42, 80)},
+			}})
+	}
+	rs = append(rs, Result{Label: "x", Scenario: "fanout"})
+	old := `{"label":"before","scenario":"hft","params":{"proto":"tcp","conns":10,"topics":1},"pub_late_us":{"count":9,"p50":27},` +
+		`"latency_us":{"count":9,"p50":254,"p99":7870},"server":{"cpu_s":1.5},` +
+		`"hft":{"loopback_rtt_us":{"count":9,"p50":18},"server_ping_rtt_us":{"count":9,"p50":49},"target_p50_us":30}}`
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	if err := os.WriteFile(path, []byte(old+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	olds, err := ReadResults(path)
+	if err != nil || len(olds) != 1 || olds[0].HFT.LoopbackRTT.P50 != 18 || olds[0].LatencySent.Count != 0 {
+		t.Fatalf("old result: %+v, %v", olds, err)
+	}
+	rs = append(rs, olds...)
+
+	var md bytes.Buffer
+	if err := WriteHFTMarkdown(&md, rs); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"| variant | subscribers | loopback RTT p50 | echo RTT p50 | server ping p50 | publisher late p50 | latency from send p50 / p99 | latency from due p50 / p99 | server CPU µs per publication |",
+		"|---|---|---|---|---|---|---|---|---|",
+		"| after | 1 | 18 / 19 µs | 21 / 23 µs | 40 / 42 µs | 25µs | 35µs / 120µs | 60µs / 300µs | 7.25 |",
+		"| after | 10 | 18 / 19 µs | 21 / 23 µs | 40 / 42 µs | 25µs | 35µs / 120µs | 60µs / 300µs | 7.25 |",
+		"| before | 10 | 18 µs | - | 49 µs | 27µs | - | 254µs / 7870µs | unknown |",
+	}
+	if got := strings.Split(strings.TrimSpace(md.String()), "\n"); !slices.Equal(got, want) {
+		t.Errorf("hft table:\n%s\nwant:\n%s", md.String(), strings.Join(want, "\n"))
+	}
+
+	md.Reset()
+	if err := WriteMarkdown(&md, rs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if s := md.String(); !strings.Contains(s, "| 60µs / 300µs / 0µs | 35µs / 120µs | 25µs / 90µs |") || !strings.Contains(s, "echo RTT p50/p99 21/40 µs") {
+		t.Errorf("markdown lacks latency from sent, lateness or the echo baseline:\n%s", s)
 	}
 }

@@ -24,8 +24,14 @@ type Result struct {
 	Published int64 `json:"published"`
 	PubAcked  int64 `json:"pub_acked"`
 	PubErrors int64 `json:"pub_errors"`
-	// PubLate is how late the publisher sent, µs after the due time.
+	// PubLate is how late the publisher wrote, µs from the due time to the
+	// clock read just before the write, of the publications due in the
+	// window: the part of Latency that is the publisher's, not the
+	// server's. (Results from before the sent time counted it from the
+	// clock read before the batch was encoded, over the whole run.)
 	PubLate *LatencySummary `json:"pub_late_us,omitempty"`
+	// PubsInWindow is the publications due in the window.
+	PubsInWindow int64 `json:"pubs_in_window,omitempty"`
 
 	// Subscribers, for the publications due in the window.
 	Expected int64 `json:"expected"`
@@ -47,9 +53,18 @@ type Result struct {
 	// the p99 latency stayed under a second.
 	KeepsUp bool `json:"keeps_up"`
 
+	// Latency is from each publication's due time to its receipt: it
+	// includes the publisher's lateness (PubLate), as an open-loop
+	// measurement must, so a server that stalls cannot hide its backlog.
 	Latency LatencySummary `json:"latency_us"`
-	// LatencyDist is [percentile, µs] points for a percentile plot.
+	// LatencyDist is [percentile, µs] points of Latency for a percentile
+	// plot.
 	LatencyDist [][2]float64 `json:"latency_dist"`
+	// LatencySent is from the clock read just before the write that
+	// carried each publication to its receipt: the server and the
+	// network without the publisher's lateness. Its count is 0 in results
+	// from before publications carried their sent time.
+	LatencySent LatencySummary `json:"latency_sent_us"`
 
 	Server ServerFigures `json:"server"`
 	Bench  BenchFigures  `json:"bench"`
@@ -93,8 +108,11 @@ type ServerFigures struct {
 	CPUUsPerDelivery *float64 `json:"cpu_us_per_delivery"`
 	// DeliveriesPerCPUS is those deliveries over CPUSeconds.
 	DeliveriesPerCPUS *float64 `json:"deliveries_per_cpu_s"`
-	RSSBeforeKiB      int64    `json:"rss_before_kib,omitempty"`
-	RSSKiB            int64    `json:"rss_kib,omitempty"`
+	// CPUUsPerPublication is CPUSeconds in µs over the publications due
+	// in the window (each taken in and fanned out to every subscriber).
+	CPUUsPerPublication *float64 `json:"cpu_us_per_publication,omitempty"`
+	RSSBeforeKiB        int64    `json:"rss_before_kib,omitempty"`
+	RSSKiB              int64    `json:"rss_kib,omitempty"`
 	// PeakRSSKiB is VmHWM: the most the process was ever resident, since
 	// it started, not only during this run.
 	PeakRSSKiB int64              `json:"peak_rss_kib,omitempty"`
@@ -152,17 +170,34 @@ type HerdFigures struct {
 	PubsWhileAway int64 `json:"pubs_while_away"`
 }
 
-// HFTFigures compare the latency with loopback baselines.
+// HFTFigures compare the latency with round trips measured in the same
+// run: the baselines before the first case (at the top level of the JSON,
+// where results from before had their only ones) and after the last.
 type HFTFigures struct {
-	// LoopbackRTT is a 64-byte ping-pong between two TCP sockets inside the
-	// bench process (no server): the floor of any round trip here.
+	Baselines
+	// After is the same baselines measured again after the last case, so
+	// that a change of the machine's state during the run shows.
+	After *Baselines `json:"baselines_after,omitempty"`
+
+	TargetP50Us int64 `json:"target_p50_us"`
+	TargetP99Us int64 `json:"target_p99_us"`
+	MeetsTarget bool  `json:"meets_target"`
+}
+
+// Baselines are round trips of 64-byte messages, one at a time, each
+// measured with nothing else running.
+type Baselines struct {
+	// LoopbackRTT is a ping-pong between two TCP sockets inside the bench
+	// process (no server): the floor of any round trip here.
 	LoopbackRTT LatencySummary `json:"loopback_rtt_us"`
+	// EchoRTT is a ping-pong with a plain TCP echo server (tickfan bench
+	// echo) run where the server runs, pinned to its core: the floor of a
+	// round trip that crosses the same two cores a publication crosses.
+	// Nil when no --echo was given.
+	EchoRTT *LatencySummary `json:"echo_rtt_us,omitempty"`
 	// ServerPingRTT is the ping command's round trip to the server over
 	// TCP msgpack, one at a time.
 	ServerPingRTT LatencySummary `json:"server_ping_rtt_us"`
-	TargetP50Us   int64          `json:"target_p50_us"`
-	TargetP99Us   int64          `json:"target_p99_us"`
-	MeetsTarget   bool           `json:"meets_target"`
 }
 
 // Emit writes r as one JSON line.

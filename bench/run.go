@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -59,11 +60,15 @@ func Run(ctx context.Context, cfg Config, emit func(Result) error) error {
 }
 
 func describe(c *Config) string {
-	if c.Scenario == "idle" {
+	conns := strconv.Itoa(c.Conns)
+	switch c.Scenario {
+	case "idle":
 		return fmt.Sprintf("conns=%d subscribed=%v proto=%s settle=%v", c.Conns, !c.IdleNoSub, c.Proto, c.Settle)
+	case "hft":
+		conns = strings.Trim(strings.Join(strings.Fields(fmt.Sprint(c.HFTConns)), ","), "[]")
 	}
-	return fmt.Sprintf("conns=%d topics=%d rate=%g/s/topic size=%d proto=%s duration=%v warmup=%v",
-		c.Conns, c.Topics, c.Rate, c.Size, c.Proto, c.Duration, c.Warmup)
+	return fmt.Sprintf("conns=%s topics=%d rate=%g/s/topic size=%d proto=%s duration=%v warmup=%v",
+		conns, c.Topics, c.Rate, c.Size, c.Proto, c.Duration, c.Warmup)
 }
 
 // target is the server process, when known.
@@ -280,11 +285,12 @@ func (s *session) measure(ctx context.Context, rate float64, during func() error
 	lastPub := s.pub.lastPublished()
 	waitFor(ctx, c.Drain, func() bool { return s.pool.outstanding(lastPub) == 0 })
 
-	h, received, arrivals, unknown := s.pool.windowFigures()
+	h, hSent, received, arrivals, unknown := s.pool.windowFigures()
 	inWin, late := s.pub.takeWindow()
 	subs := s.pool.subscribers()
 	for t, n := range inWin {
 		r.Expected += n * subs[t]
+		r.PubsInWindow += n
 	}
 	for _, n := range subs {
 		r.OfferedPerS += rate * float64(n)
@@ -292,6 +298,7 @@ func (s *session) measure(ctx context.Context, rate float64, during func() error
 	r.Received = received
 	r.Latency = summarize(h)
 	r.LatencyDist = distribution(h)
+	r.LatencySent = summarize(hSent)
 	pl := summarize(late)
 	r.PubLate = &pl
 	r.Published, r.PubAcked, r.PubErrors = s.pub.sent.Load(), s.pub.acked.Load(), s.pub.errs.Load()
@@ -302,6 +309,10 @@ func (s *session) measure(ctx context.Context, rate float64, during func() error
 	r.Errors = s.pool.errs.Load()
 	r.DeliveriesPerS = float64(arrivals) / c.Duration.Seconds()
 	perDelivery(&r, arrivals)
+	if r.Server.CPUSeconds != nil && r.PubsInWindow > 0 {
+		per := *r.Server.CPUSeconds * 1e6 / float64(r.PubsInWindow)
+		r.Server.CPUUsPerPublication = &per
+	}
 	r.KeepsUp = r.Expected > 0 && r.Received == r.Expected && r.Missing == 0 && r.Dups == 0 &&
 		r.Resets == 0 && r.Lags == 0 && r.Latency.P99 < 1e6
 	if unknown > 0 {
@@ -314,7 +325,7 @@ func (s *session) measure(ctx context.Context, rate float64, during func() error
 		r.Notes = append(r.Notes, fmt.Sprintf("the bench used %.0f%% of its CPUs: the figures may show its limits rather than the server's", busy*100))
 	}
 	if p99 := r.PubLate.P99; p99 > 1000 {
-		r.Notes = append(r.Notes, fmt.Sprintf("the publisher was behind schedule: p99 %d µs late (latency counts from the due time, so it shows there too)", p99))
+		r.Notes = append(r.Notes, fmt.Sprintf("the publisher was behind schedule: p99 %d µs late (latency from due counts it; latency from sent does not)", p99))
 	}
 	if err := s.pub.refusedError(total); err != nil {
 		r.Notes = append(r.Notes, err.Error())

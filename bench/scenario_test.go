@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,22 +216,117 @@ func TestIdle(t *testing.T) {
 	}
 }
 
+// hft runs 1 and 10 subscribers by default, one result each, and every
+// result carries both latencies, the publisher's lateness and the
+// baselines measured before and after the cases, the echo one included.
 func TestHFT(t *testing.T) {
 	cfg := *testServer(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	echoDone := make(chan error, 1)
+	go func() { echoDone <- ServeEcho(ctx, ln) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-echoDone; err != nil {
+			t.Errorf("echo server: %v", err)
+		}
+	})
 	cfg.Scenario = "hft"
-	cfg.Conns, cfg.Rate = 3, 2000
+	cfg.Echo = ln.Addr().String()
+	cfg.Rate = 2000
 	cfg.Duration, cfg.Warmup = 600*time.Millisecond, 200*time.Millisecond
-	r := runOne(t, cfg)[0]
-	checkDelivery(t, r)
-	if r.Params.Proto != ProtoTCP || r.Params.Topics != 1 || r.Params.Size != 64 {
-		t.Errorf("hft params %+v", r.Params)
+	rs := runOne(t, cfg)
+	if len(rs) != 2 || rs[0].Params.Conns != 1 || rs[1].Params.Conns != 10 {
+		t.Fatalf("%d results, want one with 1 subscriber and one with 10", len(rs))
 	}
-	h := r.HFT
-	if h == nil || h.LoopbackRTT.Count == 0 || h.ServerPingRTT.Count == 0 || h.LoopbackRTT.P50 <= 0 {
-		t.Fatalf("hft baselines %+v", h)
+	for _, r := range rs {
+		checkDelivery(t, r)
+		if r.Params.Proto != ProtoTCP || r.Params.Topics != 1 || r.Params.Size != 64 {
+			t.Errorf("hft params %+v", r.Params)
+		}
+		// Every delivery has a latency from its write, which came after
+		// its due time: never more than the latency from due.
+		if s, d := r.LatencySent, r.Latency; s.Count != r.Received || s.P50 > d.P50 || s.P99 > d.P99 || s.Max > d.Max {
+			t.Errorf("%d subscribers: latency from sent %+v, from due %+v, %d received", r.Params.Conns, s, d, r.Received)
+		}
+		if r.PubsInWindow < 1000 || r.PubLate == nil || r.PubLate.Count != r.PubsInWindow || r.Expected != r.PubsInWindow*int64(r.Params.Conns) {
+			t.Errorf("%d subscribers: %d publications in the window, lateness %+v, %d expected", r.Params.Conns, r.PubsInWindow, r.PubLate, r.Expected)
+		}
+		if r.Server.CPUUsPerPublication == nil {
+			t.Errorf("%d subscribers: no server CPU per publication", r.Params.Conns)
+		}
+		h := r.HFT
+		if h == nil || h.After == nil {
+			t.Fatalf("hft figures %+v", h)
+		}
+		for i, b := range []Baselines{h.Baselines, *h.After} {
+			if b.LoopbackRTT.Count == 0 || b.LoopbackRTT.P50 <= 0 || b.ServerPingRTT.Count == 0 || b.EchoRTT == nil || b.EchoRTT.Count == 0 {
+				t.Errorf("baselines %d: %+v", i, b)
+			}
+		}
+		if h.Baselines != rs[0].HFT.Baselines || *h.After != *rs[0].HFT.After {
+			t.Errorf("the cases of one run carry different baselines")
+		}
+		if h.TargetP50Us != 30 || h.TargetP99Us != 100 {
+			t.Errorf("targets %+v", h)
+		}
 	}
-	if h.TargetP50Us != 30 || h.TargetP99Us != 100 {
-		t.Errorf("targets %+v", h)
+}
+
+// --conns given keeps hft to that one case; an hft run without --echo
+// has no echo baseline.
+func TestHFTConnsGiven(t *testing.T) {
+	if got := (Config{}).Defaults("hft").HFTConns; !slices.Equal(got, []int{1, 10}) {
+		t.Errorf("default cases %v", got)
+	}
+	if got := (Config{Conns: 3}).Defaults("hft").HFTConns; !slices.Equal(got, []int{3}) {
+		t.Errorf("cases with --conns 3: %v", got)
+	}
+	cfg := *testServer(t, nil)
+	cfg.Scenario = "hft"
+	cfg.Conns, cfg.Rate = 3, 1000
+	cfg.Duration, cfg.Warmup = 300*time.Millisecond, 100*time.Millisecond
+	rs := runOne(t, cfg)
+	if len(rs) != 1 || rs[0].Params.Conns != 3 {
+		t.Fatalf("%d results, want one of 3 subscribers", len(rs))
+	}
+	if rs[0].HFT.EchoRTT != nil || rs[0].HFT.After == nil || rs[0].HFT.After.EchoRTT != nil {
+		t.Errorf("baselines without --echo: %+v", rs[0].HFT)
+	}
+}
+
+func TestServeEcho(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeEcho(ctx, ln) }()
+	h, err := echoRTT(context.Background(), ln.Addr().String(), 100)
+	if err != nil || h.TotalCount() != 100 {
+		t.Fatalf("echo round trips: %v", err)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop() // closes the listener and the open connection
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("ServeEcho: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeEcho did not return after its context ended")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Errorf("a connection stayed open after the echo server stopped")
 	}
 }
 

@@ -53,13 +53,16 @@ type pool struct {
 // shard is a lock and the figures of the connections under it.
 type shard struct {
 	mu       sync.Mutex
-	hist     *hdrhistogram.Histogram
-	received int64 // deliveries of publications due in the window
-	arrivals int64 // deliveries that arrived in the window
-	unknown  int64 // publications of a topic the connection does not hold
+	hist     *hdrhistogram.Histogram // latency from due
+	histSent *hdrhistogram.Histogram // latency from sent
+	received int64                   // deliveries of publications due in the window
+	arrivals int64                   // deliveries that arrived in the window
+	unknown  int64                   // publications of a topic the connection does not hold
 }
 
 const shardCount = 16
+
+func newShard() *shard { return &shard{hist: newHistogram(), histSent: newHistogram()} }
 
 // subConn is one subscriber connection, kept across reconnects (herd).
 // Every field after sh is guarded by sh.mu.
@@ -111,7 +114,7 @@ func newPool(cfg *Config, proto Proto, clk *clock) (*pool, error) {
 	p.winStart.Store(math64Max)
 	p.winEnd.Store(math64Max)
 	for range shardCount {
-		p.shards = append(p.shards, &shard{hist: newHistogram()})
+		p.shards = append(p.shards, newShard())
 	}
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
@@ -316,20 +319,23 @@ func (p *pool) outstanding(lastPub map[string]uint64) int64 {
 }
 
 // windowFigures takes (and clears) what the shards gathered for the
-// window: the merged histogram and the counts.
-func (p *pool) windowFigures() (h *hdrhistogram.Histogram, received, arrivals, unknown int64) {
-	h = newHistogram()
+// window: the merged histograms of latency from due and from sent, and
+// the counts.
+func (p *pool) windowFigures() (h, hSent *hdrhistogram.Histogram, received, arrivals, unknown int64) {
+	h, hSent = newHistogram(), newHistogram()
 	for _, sh := range p.shards {
 		sh.mu.Lock()
 		h.Merge(sh.hist)
 		sh.hist.Reset()
+		hSent.Merge(sh.histSent)
+		sh.histSent.Reset()
 		received += sh.received
 		arrivals += sh.arrivals
 		unknown += sh.unknown
 		sh.received, sh.arrivals, sh.unknown = 0, 0, 0
 		sh.mu.Unlock()
 	}
-	return h, received, arrivals, unknown
+	return h, hSent, received, arrivals, unknown
 }
 
 // subscribers returns, per topic, how many connections hold it.
@@ -416,7 +422,8 @@ func (sc *subConn) consume(b []byte, now, winStart, winEnd int64) (n int, out []
 			return n, out, delivered, fmt.Errorf("unexpected frame opcode %d", fr.Op)
 		}
 		if pub, ok := client.ScanPublication(fr.Payload, mp); ok {
-			if sc.publication(pub.Topic, pub.Seq, payloadDue(pub.Data, mp), now, winStart, winEnd) {
+			due, sent := payloadTimes(pub.Data, mp)
+			if sc.publication(pub.Topic, pub.Seq, due, sent, now, winStart, winEnd) {
 				delivered++
 			}
 			continue
@@ -435,8 +442,8 @@ func (sc *subConn) consume(b []byte, now, winStart, winEnd int64) (n int, out []
 }
 
 // publication accounts one publication and reports whether it was a
-// delivery (new, in order).
-func (sc *subConn) publication(topic []byte, seq uint64, due, now, ws, we int64) bool {
+// delivery (new, in order). sent is 0 when the payload did not carry it.
+func (sc *subConn) publication(topic []byte, seq uint64, due, sent, now, ws, we int64) bool {
 	var t *track
 	for i := range sc.tracks {
 		if sc.tracks[i].topic == string(topic) {
@@ -453,6 +460,9 @@ func (sc *subConn) publication(topic []byte, seq uint64, due, now, ws, we int64)
 	}
 	if due >= ws && due < we {
 		recordLatency(sc.sh.hist, now-due)
+		if sent > 0 {
+			recordLatency(sc.sh.histSent, now-sent)
+		}
 		sc.sh.received++
 	}
 	if now >= ws && now < we {

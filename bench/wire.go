@@ -34,22 +34,46 @@ func (c *Config) dialConfig(proto Proto, rcvbuf int) client.Config {
 	return client.Config{Proto: proto, Addr: addr, DialTimeout: dialTimeout, RcvBuf: rcvbuf}
 }
 
-// payloadDue reads the due time (ns since the run's epoch) that the
-// publisher put first in its payload [due, pad]; 0 for a payload of
-// another shape. mp says the payload is msgpack.
-func payloadDue(d []byte, mp bool) int64 {
-	var due uint64
+// payloadTimes reads the due time and the sent time (ns since the run's
+// epoch) that the publisher put first in its payload [due, sent, pad]. A
+// payload of the older shape [due, pad] has sent 0, and one of another
+// shape has both 0. mp says the payload is msgpack; otherwise it is the
+// JSON the server made of it, [due,sent,"xxx"].
+func payloadTimes(d []byte, mp bool) (due, sent int64) {
+	var u, s uint64
 	var ok bool
+	i := 1
 	switch {
 	case mp && len(d) > 1 && d[0]&0xf0 == 0x90 && d[0] != 0x90: // fixarray
-		due, _, ok = client.MsgpackUint(d, 1)
+		if u, i, ok = client.MsgpackUint(d, 1); !ok {
+			return 0, 0
+		}
+		if d[0]&0x0f >= 3 {
+			s, _, _ = client.MsgpackUint(d, i)
+		}
 	case !mp && len(d) > 1 && d[0] == '[':
-		due, _, ok = client.JSONUint(d, 1)
+		if u, i, ok = client.JSONUint(d, 1); !ok {
+			return 0, 0
+		}
+		if i < len(d) && d[i] == ',' {
+			s, _, _ = client.JSONUint(d, i+1) // not a number: the older shape
+		}
+	default:
+		return 0, 0
 	}
-	if !ok {
-		return 0
-	}
-	return int64(due)
+	return int64(u), int64(s)
+}
+
+// payloadDue is the due time of payloadTimes.
+func payloadDue(d []byte, mp bool) int64 {
+	due, _ := payloadTimes(d, mp)
+	return due
+}
+
+// payloadSent is the sent time of payloadTimes: 0 when the payload has none.
+func payloadSent(d []byte, mp bool) int64 {
+	_, sent := payloadTimes(d, mp)
+	return sent
 }
 
 // msgpack appenders for the publisher's hot path, which encodes a pub
@@ -85,18 +109,28 @@ func mpStrHeaderLen(n int) int {
 	return 5
 }
 
-// payloadTemplate is the msgpack payload [due, pad] of size bytes (at least
-// 11) with due zero; the publisher writes the due time into its bytes 2..9.
+// payloadTemplate is the msgpack payload [due, sent, pad] of size bytes
+// (at least minPayload) with due and sent zero: the publisher writes the
+// due time at dueAt and the sent time at sentAt, 8 bytes each.
 func payloadTemplate(size int) []byte {
 	size = max(size, minPayload)
-	padLen := size - 10 - 1
-	for padLen > 0 && 10+mpStrHeaderLen(padLen)+padLen > size {
+	padLen := size - 2*9 - 1 - 1
+	for padLen > 0 && 1+2*9+mpStrHeaderLen(padLen)+padLen > size {
 		padLen--
 	}
-	b := append(make([]byte, 0, size), 0x92)
+	b := append(make([]byte, 0, size), 0x93)
+	b = appendMpUint64(b, 0)
 	b = appendMpUint64(b, 0)
 	return appendMpStr(b, string(bytes.Repeat([]byte{'x'}, padLen)))
 }
 
-// minPayload is the smallest payload: a 2-array, a uint64 and an empty str.
-const minPayload = 11
+// Where the publisher patches its times in a payload: after 0x93 0xcf, and
+// after the due time and a second 0xcf.
+const (
+	dueAt  = 2
+	sentAt = dueAt + 8 + 1
+)
+
+// minPayload is the smallest payload: a 3-array, two uint64 and an empty
+// str.
+const minPayload = 1 + 2*9 + 1

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -19,7 +20,8 @@ import (
 )
 
 const benchUsage = `usage: tickfan bench [flags]                       run scenarios against a running server
-       tickfan bench report -in results.jsonl [-out report.html] [-md]
+       tickfan bench report -in results.jsonl [-out report.html] [-md] [-hft]
+       tickfan bench echo --listen 127.0.0.1:PORT        a TCP echo server for hft --echo
 
 Runs load scenarios against an already running tickfan server and writes
 one JSON line per run (every parameter, the figures, and the latency
@@ -40,11 +42,15 @@ Scenarios (--scenario, or all: idle fanout saturate slow herd hft):
   herd      every conn drops at once while publishing goes on and all
             reconnect with since after --herd-gap: time to resubscribe,
             recovered vs reset, missing and duplicates
-  hft       TCP msgpack, one publisher, 10 subscribers, 10000 pubs/s; with
-            loopback ping-pong and server ping round trips for comparison
+  hft       TCP msgpack, one publisher, 10000 pubs/s, run with 1 and with 10
+            subscribers (one result each; --conns runs that count alone);
+            with loopback ping-pong, server ping and (--echo) cross-core
+            echo round trips, measured before and after, for comparison
 
 Latency runs from each publication's due time (start + i/rate, carried in
-its payload) to its receipt. Server CPU is utime+stime of --pid (default:
+its payload) to its receipt; latency from sent runs from the clock read
+just before the publisher's write (also carried in the payload), and the
+publisher's lateness is the difference. Server CPU is utime+stime of --pid (default:
 the process listening on the --ws port) over the measured window.
 Defaults of 0 below depend on the scenario.
 
@@ -54,6 +60,9 @@ Flags:
 func benchCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "report" {
 		return benchReport(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "echo" {
+		return benchEcho(args[1:], stderr)
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -74,7 +83,8 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Topics, "topics", 0, "topics (`count`; default 10, hft 1); connection i holds topic i%topics")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "publications per second per topic (`rate`; default fanout 10, slow 50, herd 20, hft 10000)")
 	rates := fs.String("rates", "", "saturate steps, publications/s per topic, comma separated (`list`; default 10,20,50,100,200,400,800)")
-	fs.IntVar(&cfg.Size, "size", 0, "payload size in `bytes` (default 200, slow 2048, hft 64; at least 11)")
+	fs.IntVar(&cfg.Size, "size", 0, "payload size in `bytes` (default 200, slow 2048, hft 64; at least 20)")
+	fs.StringVar(&cfg.Echo, "echo", "", "hft: `address` of a tickfan bench echo server for a cross-core round-trip baseline (default: none)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "measured window (`duration`; default 10s, saturate 5s a step, herd 8s)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "publishing before the measured window (`duration`; default 2s, saturate 1s)")
 	fs.DurationVar(&cfg.Drain, "drain", 0, "longest wait for stragglers after the last publication (`duration`; default 5s)")
@@ -186,11 +196,12 @@ func benchReport(args []string, stdout, stderr io.Writer) error {
 	in := fs.String("in", "", "results `file` (JSON lines from tickfan bench)")
 	out := fs.String("out", "", "HTML report `file` to write (self-contained: inline SVG, no script)")
 	md := fs.Bool("md", false, "print a markdown table of the results on stdout")
+	hft := fs.Bool("hft", false, "print the markdown table of the hft results on stdout (baselines, lateness, both latencies, CPU per publication)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *in == "" || (*out == "" && !*md) {
-		return fmt.Errorf("usage: tickfan bench report -in results.jsonl [-out report.html] [-md]")
+	if *in == "" || (*out == "" && !*md && !*hft) {
+		return fmt.Errorf("usage: tickfan bench report -in results.jsonl [-out report.html] [-md] [-hft]")
 	}
 	rs, err := bench.ReadResults(*in)
 	if err != nil {
@@ -205,7 +216,34 @@ func benchReport(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *md {
-		return bench.WriteMarkdown(stdout, rs)
+		if err := bench.WriteMarkdown(stdout, rs); err != nil {
+			return err
+		}
+	}
+	if *hft {
+		return bench.WriteHFTMarkdown(stdout, rs)
 	}
 	return nil
+}
+
+// benchEcho serves TCP echo on --listen until interrupted: the far end of
+// hft's --echo baseline, started pinned to the server's core.
+func benchEcho(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench echo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8090", "TCP `address` to echo on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (see tickfan bench echo -h)", fs.Args())
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("bench echo: %w", err)
+	}
+	fmt.Fprintf(stderr, "bench echo: listening on %s\n", ln.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench.ServeEcho(ctx, ln)
 }
