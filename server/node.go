@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,9 +182,17 @@ func (s *Server) Start() error {
 		attrs = append(attrs, "admin", "http://"+s.AdminAddr())
 	}
 	s.log.Info("tickfan serving", append(attrs,
-		"engine", s.cfg.Engine, "loops", s.cfg.Loops, "history", s.cfg.HistorySize)...)
+		"engine", s.cfg.Engine, "loops", s.cfg.Loops, "gomaxprocs", runtime.GOMAXPROCS(0), "history", s.cfg.HistorySize)...)
 	return nil
 }
+
+// Loops returns the number of event loops.
+func (s *Server) Loops() int { return len(s.loops) }
+
+// LoopsHoldProcs reports whether the engine's event loops wait for their
+// sockets in a system call that keeps their Go P (gnet, evio), rather
+// than in the Go netpoller (std).
+func (s *Server) LoopsHoldProcs() bool { return s.cfg.Engine != EngineStd }
 
 // WSAddr returns the bound WebSocket address (host:port).
 func (s *Server) WSAddr() string { a, _ := s.engineNet.Addrs(); return a.String() }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -124,6 +125,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	spareProc(srv, cfg.Logger)
 	if err := srv.Start(); err != nil {
 		return err
 	}
@@ -213,4 +215,28 @@ func checkServeFlags(cfg server.Config, demoTick time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// spareProc gives the Go runtime one P more than the server has event
+// loops, unless GOMAXPROCS is set in the environment. A gnet or evio loop
+// waits for its sockets in epoll_wait holding its P; with every P so held
+// (GOMAXPROCS is the CPU count or the container's CPU quota, and there is
+// one loop per CPU) the HTTP API, the Redis client and the timing wheel
+// run only when the runtime's monitor takes a P back, up to 10 ms later.
+// The spare P costs nothing while idle: the loops' threads sleep in the
+// kernel, and the kernel shares the CPUs among the threads that run.
+func spareProc(srv *server.Server, log *slog.Logger) {
+	if !srv.LoopsHoldProcs() {
+		return
+	}
+	want := srv.Loops() + 1
+	if os.Getenv("GOMAXPROCS") != "" {
+		if p := runtime.GOMAXPROCS(0); p < want {
+			log.Warn("GOMAXPROCS leaves no P beside the event loops: the HTTP API, Redis and timers wait for a loop to be taken off its CPU (up to 10 ms); unset it or make it --loops + 1", "gomaxprocs", p, "loops", srv.Loops())
+		}
+		return
+	}
+	if runtime.GOMAXPROCS(0) < want {
+		runtime.GOMAXPROCS(want)
+	}
 }
