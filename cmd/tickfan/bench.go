@@ -19,7 +19,7 @@ import (
 )
 
 const benchUsage = `usage: tickfan bench [flags]                       run scenarios against a running server
-       tickfan bench report -in results.jsonl [-out report.html] [-md]
+       tickfan bench report -in results.jsonl [-out report.html] [-md] [-versus]
 
 Runs load scenarios against an already running tickfan server and writes
 one JSON line per run (every parameter, the figures, and the latency
@@ -90,6 +90,11 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	htmlOut := fs.String("html", "", "also write an HTML report of this run's results to `file`")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write the bench's own CPU profile to `file` (go tool pprof)")
+	fs.StringVar(&cfg.Target, "target", "tickfan", "server under test: `name` tickfan or centrifugo (Centrifugo v5: --ws ws://HOST/connection/websocket, --http http://HOST; fanout only)")
+	fs.BoolVar(&cfg.PubHTTP, "pub-http", false, "publish each publication as its own POST to --http's /api/publish instead of TCP pub commands, with WebSocket JSON subscribers of a goroutine each (fanout only; always so for centrifugo)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "tickfan's HTTP publish `key` (its --api-key), for --pub-http")
+	fs.StringVar(&cfg.CentrifugoAPIKey, "centrifugo-api-key", "", "Centrifugo's api_key (`key`), sent as X-API-Key")
+	fs.IntVar(&cfg.PubInflight, "pub-inflight", 0, "HTTP publishing: requests in flight at most, each on a keep-alive connection of its own (`count`; default 64)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -155,6 +160,10 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var results []bench.Result
+	cfg.EmitVersus = func(v bench.Versus) error {
+		results = append(results, v.Result)
+		return bench.EmitVersus(w, v)
+	}
 	err = bench.Run(ctx, cfg, func(r bench.Result) error {
 		results = append(results, r)
 		return bench.Emit(w, r)
@@ -186,8 +195,16 @@ func benchReport(args []string, stdout, stderr io.Writer) error {
 	in := fs.String("in", "", "results `file` (JSON lines from tickfan bench)")
 	out := fs.String("out", "", "HTML report `file` to write (self-contained: inline SVG, no script)")
 	md := fs.Bool("md", false, "print a markdown table of the results on stdout")
+	versus := fs.Bool("versus", false, "print the head-to-head table (runs of --pub-http or --target centrifugo) on stdout")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *versus && *in != "" {
+		vs, err := bench.ReadVersus(*in)
+		if err != nil {
+			return err
+		}
+		return bench.WriteVersusMarkdown(stdout, vs)
 	}
 	if *in == "" || (*out == "" && !*md) {
 		return fmt.Errorf("usage: tickfan bench report -in results.jsonl [-out report.html] [-md]")
