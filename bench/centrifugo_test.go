@@ -70,7 +70,11 @@ func TestParseCentrifugoFrame(t *testing.T) {
 // TestCentrifugoFrameAnswersPings checks that a subscriber answers each
 // ping of a frame, and accounts the pushes around them.
 func TestCentrifugoFrameAnswersPings(t *testing.T) {
-	p := newWSPool("ws://unused", dialectCentrifugo, newClock())
+	p, err := newWSPool("ws://unused", dialectCentrifugo, newClock(), 1, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop()
 	p.add(1, []string{"bench.fanout.t0"})
 	p.setWindow(0, 1<<62)
 	s := p.subs[0]

@@ -111,7 +111,10 @@ func runVersus(ctx context.Context, c *Config, tgt *target, emit func(Result) er
 		return err
 	}
 	defer pub.close()
-	pool := newWSPool(c.WSURL, sd, clk)
+	pool, err := newWSPool(c.WSURL, sd, clk, c.Loops, c.logw())
+	if err != nil {
+		return err
+	}
 	defer pool.stop()
 	pool.add(c.Conns, topics)
 	t0 := time.Now()

@@ -2,24 +2,27 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/gorilla/websocket"
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
 
 	"github.com/tickfan/tickfan/client"
 )
 
-// wsPool is the head-to-head's subscribers: one WebSocket connection per
-// subscriber, each read by a goroutine of its own with gorilla/websocket,
-// speaking tickfan.v1.json or Centrifugo's JSON protocol. Every target is
+// wsPool is the head-to-head's subscribers: WebSocket connections
+// speaking tickfan.v1.json or Centrifugo's JSON protocol, opened with a
+// blocking dial and handshake and then read by a few gnet event loops, as
+// pool reads tickfan's (a goroutine per connection costs the bench two
+// read calls a message, one of them only to learn there is nothing more,
+// and most of its core at 100,000 deliveries a second). Every target is
 // measured by this same client, so what differs between two runs is the
 // server; and it reads the sent time of the HTTP publisher's payload,
 // which gives the latency from sent as well as from due.
@@ -27,10 +30,12 @@ import (
 // Connection i holds topic i % len(topics). A connection's track is
 // guarded by its shard's mutex, as are the shard's histograms and counts.
 type wsPool struct {
+	gnet.BuiltinEventEngine
+
 	dialect subDialect
-	url     string
+	dialCfg client.Config
 	clock   *clock
-	dialer  websocket.Dialer
+	cli     *gnet.Client
 	shards  []*wsShard
 	subs    []*wsSub
 
@@ -39,9 +44,9 @@ type wsPool struct {
 
 	replies    atomic.Int64 // subscriptions answered, ok or not
 	serverShut atomic.Int64 // connections the server closed
+	closed     atomic.Int64 // connections closed (OnClose)
 	errs       atomic.Int64
 	firstErr   atomic.Pointer[string]
-	readers    sync.WaitGroup
 	stopping   atomic.Bool
 }
 
@@ -66,22 +71,41 @@ type wsSub struct {
 	p     *wsPool
 	id    int
 	sh    *wsShard
-	conn  *websocket.Conn
-	track track // guarded by sh.mu
+	gc    gnet.Conn // guarded by sh.mu
+	open  bool      // guarded by sh.mu
+	track track     // guarded by sh.mu
 }
 
-func newWSPool(url string, d subDialect, clk *clock) *wsPool {
-	p := &wsPool{dialect: d, url: url, clock: clk}
-	p.dialer = websocket.Dialer{HandshakeTimeout: dialTimeout, ReadBufferSize: 4096, WriteBufferSize: 1024}
-	if d == dialectTickfan {
-		p.dialer.Subprotocols = []string{ProtoWSJSON.Subprotocol()}
-	}
+// newWSPool starts a gnet client with loops event loops (0: one per CPU
+// this process may run on) for subscribers of url.
+func newWSPool(url string, d subDialect, clk *clock, loops int, log io.Writer) (*wsPool, error) {
+	// Offering tickfan.v1.json to Centrifugo does no harm: it picks JSON
+	// unless offered its protobuf subprotocol.
+	p := &wsPool{dialect: d, clock: clk,
+		dialCfg: client.Config{Proto: ProtoWSJSON, Addr: url, DialTimeout: dialTimeout}}
 	p.winStart.Store(math64Max)
 	p.winEnd.Store(math64Max)
 	for range shardCount {
 		p.shards = append(p.shards, &wsShard{hist: newHistogram(), sentHist: newHistogram()})
 	}
-	return p
+	opts := []gnet.Option{
+		gnet.WithMulticore(true),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLogger(gnetLogger{log}),
+		gnet.WithLogLevel(logging.WarnLevel),
+	}
+	if loops > 0 {
+		opts = append(opts, gnet.WithNumEventLoop(loops))
+	}
+	cli, err := gnet.NewClient(p, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("gnet client: %w", err)
+	}
+	if err := cli.Start(); err != nil {
+		return nil, fmt.Errorf("gnet client: %w", err)
+	}
+	p.cli = cli
+	return p, nil
 }
 
 func (p *wsPool) setWindow(start, end int64) {
@@ -98,9 +122,8 @@ func (p *wsPool) add(n int, topics []string) {
 	}
 }
 
-// dialAll connects and subscribes every subscriber, parallel at a time,
-// and starts its reader. It returns at the first error; the replies come
-// later (waitReplies).
+// dialAll connects and subscribes every subscriber, parallel at a time.
+// It returns at the first error; the replies come later (waitReplies).
 func (p *wsPool) dialAll(ctx context.Context, parallel int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -133,92 +156,109 @@ func (p *wsPool) dialAll(ctx context.Context, parallel int) error {
 
 func (s *wsSub) dial(ctx context.Context) error {
 	p := s.p
-	c, resp, err := p.dialer.DialContext(ctx, p.url, http.Header{})
+	nc, err := client.DialNet(ctx, p.dialCfg)
 	if err != nil {
-		if resp != nil {
-			return fmt.Errorf("websocket %s: %w (HTTP %s)", p.url, err, resp.Status)
-		}
-		return fmt.Errorf("websocket %s: %w", p.url, err)
+		return err
 	}
-	s.conn = c
-	_ = c.SetWriteDeadline(time.Now().Add(dialTimeout))
+	var out []byte
 	switch p.dialect {
 	case dialectCentrifugo:
-		err = c.WriteMessage(websocket.TextMessage, cfConnect)
-		if err == nil {
-			err = c.WriteMessage(websocket.TextMessage, cfSubscribe(2, s.track.topic))
-		}
+		out = client.AppendWSFrame(out, ws.OpText, cfConnect)
+		out = client.AppendWSFrame(out, ws.OpText, cfSubscribe(2, s.track.topic))
 	default:
-		err = c.WriteMessage(websocket.TextMessage, tickfanSub(s.track.topic))
+		out = client.AppendWSFrame(out, ws.OpText, tickfanSub(s.track.topic))
 	}
-	_ = c.SetWriteDeadline(time.Time{})
-	if err != nil {
-		c.Close()
+	_ = nc.SetWriteDeadline(time.Now().Add(dialTimeout))
+	if _, err := nc.Write(out); err != nil {
+		nc.Close()
 		return fmt.Errorf("send sub: %w", err)
 	}
-	p.readers.Add(1)
-	go s.read()
+	_ = nc.SetWriteDeadline(time.Time{})
+	// The reply may already be in the socket; the loop reads it once the
+	// connection is enrolled (level-triggered).
+	gc, err := p.cli.EnrollContext(nc, s)
+	if err != nil {
+		return fmt.Errorf("enroll connection in the event loop: %w", err)
+	}
+	s.sh.mu.Lock()
+	if s.gc == nil { // OnClose may have run already
+		s.gc, s.open = gc, true
+	}
+	s.sh.mu.Unlock()
 	return nil
 }
 
-// read runs until the connection ends: it handles every frame and answers
-// what wants an answer (gorilla answers WebSocket pings itself).
-func (s *wsSub) read() {
-	p := s.p
-	defer p.readers.Done()
-	var buf, out []byte
-	for {
-		_, r, err := s.conn.NextReader()
-		if err == nil {
-			buf, err = readAllInto(buf[:0], r)
+// OnTraffic runs on the connection's loop: it handles every whole frame
+// received and answers what wants an answer.
+func (p *wsPool) OnTraffic(c gnet.Conn) gnet.Action {
+	s := c.Context().(*wsSub)
+	buf, _ := c.Peek(-1)
+	now := p.clock.now()
+	var out, reply []byte
+	n := 0
+	var err error
+	for err == nil {
+		fr, size, perr := client.ParseWSFrame(buf[n:])
+		if perr != nil || size == 0 {
+			err = perr
+			break
 		}
-		if err != nil {
-			if p.stopping.Load() {
-				return
+		n += size
+		switch {
+		case fr.Op == ws.OpText && fr.Fin:
+			reply, err = s.frame(fr.Payload, now, reply[:0])
+			if len(reply) > 0 {
+				out = client.AppendWSFrame(out, ws.OpText, reply)
 			}
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				p.serverShut.Add(1)
-			}
-			p.noteErr(fmt.Sprintf("connection %d: %v", s.id, err))
-			return
-		}
-		now := p.clock.now()
-		out, err = s.frame(buf, now, out[:0])
-		if err != nil {
-			p.noteErr(fmt.Sprintf("connection %d: %v", s.id, err))
-			s.conn.Close()
-			return
-		}
-		if len(out) > 0 {
-			if err := s.conn.WriteMessage(websocket.TextMessage, out); err != nil && !p.stopping.Load() {
-				p.noteErr(fmt.Sprintf("connection %d: %v", s.id, err))
-			}
+		case fr.Op == ws.OpPing:
+			out = client.AppendPong(out, fr.Payload)
+		case fr.Op == ws.OpPong:
+		case fr.Op == ws.OpClose:
+			p.serverShut.Add(1)
+			err = fmt.Errorf("server closed the connection: %s", closeReason(fr.Payload))
+		default:
+			err = fmt.Errorf("unexpected frame: opcode %d, fin %v", fr.Op, fr.Fin)
 		}
 	}
+	_, _ = c.Discard(n)
+	if len(out) > 0 {
+		_, _ = c.Write(out)
+	}
+	if err != nil {
+		if !p.stopping.Load() {
+			p.noteErr(fmt.Sprintf("connection %d: %v", s.id, err))
+		}
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// closeReason reads a close frame's code and reason (RFC 6455 5.5.1).
+func closeReason(b []byte) string {
+	if len(b) < 2 {
+		return "no code"
+	}
+	return fmt.Sprintf("%d %s", int(b[0])<<8|int(b[1]), b[2:])
+}
+
+// OnClose runs on the connection's loop.
+func (p *wsPool) OnClose(c gnet.Conn, err error) gnet.Action {
+	if s, ok := c.Context().(*wsSub); ok {
+		s.sh.mu.Lock()
+		s.gc, s.open = c, false
+		s.sh.mu.Unlock()
+		if !p.stopping.Load() && err != nil {
+			p.noteErr(fmt.Sprintf("connection %d: %v", s.id, err))
+		}
+	}
+	p.closed.Add(1)
+	return gnet.None
 }
 
 // tickfanSub is {"op":"sub","id":1,"topics":[topic]} (PROTOCOL.md).
 func tickfanSub(topic string) []byte {
 	b := append([]byte(`{"op":"sub","id":1,"topics":[`), strconv.Quote(topic)...)
 	return append(b, "]}"...)
-}
-
-// readAllInto reads r to its end into buf.
-func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 // frame handles one text frame received at now and returns what to send
@@ -398,13 +438,22 @@ func (p *wsPool) subscribers() map[string]int64 {
 	return m
 }
 
-// stop closes every connection and waits for the readers.
+// stop closes every connection with SO_LINGER 0 (a reset: no ports left
+// in TIME_WAIT), waits a little for the loops to see them closed, and
+// stops the loops.
 func (p *wsPool) stop() {
 	p.stopping.Store(true)
+	before, n := p.closed.Load(), 0
 	for _, s := range p.subs {
-		if s.conn != nil {
-			s.conn.Close()
+		s.sh.mu.Lock()
+		gc, open := s.gc, s.open
+		s.sh.mu.Unlock()
+		if open {
+			_ = gc.SetLinger(0)
+			_ = gc.Close()
+			n++
 		}
 	}
-	p.readers.Wait()
+	waitFor(context.Background(), 5*time.Second, func() bool { return p.closed.Load()-before >= int64(n) })
+	_ = p.cli.Stop()
 }
