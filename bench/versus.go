@@ -249,16 +249,20 @@ func ReadVersus(path string) ([]Versus, error) {
 // of the CPU per delivery.
 func WriteVersusMarkdown(w io.Writer, vs []Versus) error {
 	b := bufio.NewWriter(w)
-	fmt.Fprintln(b, "| server | deliveries/s | p50 / p99 from due (ms) | p50 / p99 from sent (ms) | server CPU (cores) | CPU µs per delivery | bench CPU (cores) | missing / dups |")
-	fmt.Fprintln(b, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(b, "| server | deliveries/s | p50 / p99 from due (ms) | p50 / p99 from sent (ms) | server CPU (cores) | CPU µs per delivery | bench CPU (cores) | publisher late p99 (ms) | missing / dups |")
+	fmt.Fprintln(b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, v := range vs {
 		name := v.Target
 		if v.Label != "" && v.Label != v.Target {
 			name += " (" + v.Label + ")"
 		}
-		fmt.Fprintf(b, "| %s | %.0f | %s / %s | %s / %s | %s | %s | %.2f | %d / %d |\n", name, v.DeliveriesPerS,
+		late := "?"
+		if v.PubLate != nil {
+			late = ms(v.PubLate.P99)
+		}
+		fmt.Fprintf(b, "| %s | %.0f | %s / %s | %s / %s | %s | %s | %.2f | %s | %d / %d |\n", name, v.DeliveriesPerS,
 			ms(v.Latency.P50), ms(v.Latency.P99), ms(v.LatencySent.P50), ms(v.LatencySent.P99),
-			optF(v.ServerCores, "%.2f"), optF(v.Server.CPUUsPerDelivery, "%.2f"), v.BenchCores, v.Missing, v.Dups)
+			optF(v.ServerCores, "%.2f"), optF(v.Server.CPUUsPerDelivery, "%.2f"), v.BenchCores, late, v.Missing, v.Dups)
 	}
 	var p50s, cpus []float64
 	var tf *Versus
