@@ -83,8 +83,8 @@ func (c *Config) checkVersus() error {
 	return nil
 }
 
-// runVersus is fanout on the HTTP path: HTTP publishing, and a goroutine
-// per subscriber speaking the target's protocol over WebSocket.
+// runVersus is fanout on the HTTP path: HTTP publishing, and subscribers
+// speaking the target's protocol over WebSocket (wsPool).
 func runVersus(ctx context.Context, c *Config, tgt *target, emit func(Result) error) error {
 	if c.PubInflight <= 0 {
 		c.PubInflight = 64

@@ -91,7 +91,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write the bench's own CPU profile to `file` (go tool pprof)")
 	fs.StringVar(&cfg.Target, "target", "tickfan", "server under test: `name` tickfan or centrifugo (Centrifugo v5: --ws ws://HOST/connection/websocket, --http http://HOST; fanout only)")
-	fs.BoolVar(&cfg.PubHTTP, "pub-http", false, "publish each publication as its own POST to --http's /api/publish instead of TCP pub commands, with WebSocket JSON subscribers of a goroutine each (fanout only; always so for centrifugo)")
+	fs.BoolVar(&cfg.PubHTTP, "pub-http", false, "publish each publication as its own POST to --http's /api/publish instead of TCP pub commands, with WebSocket JSON subscribers that also read its sent time (fanout only; always so for centrifugo)")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "tickfan's HTTP publish `key` (its --api-key), for --pub-http")
 	fs.StringVar(&cfg.CentrifugoAPIKey, "centrifugo-api-key", "", "Centrifugo's api_key (`key`), sent as X-API-Key")
 	fs.IntVar(&cfg.PubInflight, "pub-inflight", 0, "HTTP publishing: requests in flight at most, each on a keep-alive connection of its own (`count`; default 64)")
