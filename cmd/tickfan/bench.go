@@ -19,7 +19,7 @@ import (
 )
 
 const benchUsage = `usage: tickfan bench [flags]                       run scenarios against a running server
-       tickfan bench report -in results.jsonl [-out report.html] [-md] [-versus]
+       tickfan bench report -in results.jsonl [-out report.html] [-md]
 
 Runs load scenarios against an already running tickfan server and writes
 one JSON line per run (every parameter, the figures, and the latency
@@ -52,6 +52,9 @@ Flags:
 `
 
 func benchCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "versus" {
+		return benchVersus(args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "report" {
 		return benchReport(args[1:], stdout, stderr)
 	}
@@ -90,7 +93,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	htmlOut := fs.String("html", "", "also write an HTML report of this run's results to `file`")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write the bench's own CPU profile to `file` (go tool pprof)")
-	fs.StringVar(&cfg.Target, "target", "tickfan", "server under test: `name` tickfan or centrifugo (Centrifugo v5: --ws ws://HOST/connection/websocket, --http http://HOST; fanout only)")
+	fs.StringVar(&cfg.Target, "target", "tickfan", "server under test: `name` tickfan or centrifugo (Centrifugo v5: --ws ws://HOST/connection/websocket, --http http://HOST; fanout only; tickfan bench versus -in FILE prints the table)")
 	fs.BoolVar(&cfg.PubHTTP, "pub-http", false, "publish each publication as its own POST to --http's /api/publish instead of TCP pub commands, with WebSocket JSON subscribers that also read its sent time (fanout only; always so for centrifugo)")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "tickfan's HTTP publish `key` (its --api-key), for --pub-http")
 	fs.StringVar(&cfg.CentrifugoAPIKey, "centrifugo-api-key", "", "Centrifugo's api_key (`key`), sent as X-API-Key")
@@ -195,16 +198,8 @@ func benchReport(args []string, stdout, stderr io.Writer) error {
 	in := fs.String("in", "", "results `file` (JSON lines from tickfan bench)")
 	out := fs.String("out", "", "HTML report `file` to write (self-contained: inline SVG, no script)")
 	md := fs.Bool("md", false, "print a markdown table of the results on stdout")
-	versus := fs.Bool("versus", false, "print the head-to-head table (runs of --pub-http or --target centrifugo) on stdout")
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if *versus && *in != "" {
-		vs, err := bench.ReadVersus(*in)
-		if err != nil {
-			return err
-		}
-		return bench.WriteVersusMarkdown(stdout, vs)
 	}
 	if *in == "" || (*out == "" && !*md) {
 		return fmt.Errorf("usage: tickfan bench report -in results.jsonl [-out report.html] [-md]")
