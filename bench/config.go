@@ -91,6 +91,24 @@ type Config struct {
 
 	// Log receives progress lines. Default: nothing.
 	Log io.Writer
+
+	// Target is the server under test: tickfan, or centrifugo (its JSON
+	// protocol over WebSocket, its HTTP API; fanout only). Default tickfan.
+	Target string
+	// PubHTTP publishes each publication as its own POST to the server's
+	// HTTP publish endpoint (HTTPURL + /api/publish) instead of TCP pub
+	// commands; always so for centrifugo. Fanout only.
+	PubHTTP bool
+	// APIKey is tickfan's --api-key, for HTTP publishing.
+	APIKey string
+	// CentrifugoAPIKey is Centrifugo's api_key, sent as X-API-Key.
+	CentrifugoAPIKey string
+	// PubInflight bounds the HTTP publisher's requests in flight, and so its
+	// keep-alive connections. Default 64.
+	PubInflight int
+	// EmitVersus, when set, receives the runs of the HTTP path (which carry
+	// figures Result has no field for) instead of Run's emit.
+	EmitVersus func(Versus) error
 }
 
 func (c *Config) logw() io.Writer {

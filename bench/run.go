@@ -30,6 +30,9 @@ func Run(ctx context.Context, cfg Config, emit func(Result) error) error {
 		if err := c.check(); err != nil {
 			return err
 		}
+		if err := c.checkVersus(); err != nil {
+			return err
+		}
 		if tgt == nil {
 			var err error
 			if tgt, err = findTarget(&c); err != nil {
@@ -40,6 +43,10 @@ func Run(ctx context.Context, cfg Config, emit func(Result) error) error {
 		var err error
 		switch s {
 		case "fanout":
+			if c.versus() {
+				err = runVersus(ctx, &c, tgt, emit)
+				break
+			}
 			err = runFanout(ctx, &c, tgt, emit)
 		case "saturate":
 			err = runSaturate(ctx, &c, tgt, emit)

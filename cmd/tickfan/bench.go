@@ -58,6 +58,9 @@ Flags:
 `
 
 func benchCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "versus" {
+		return benchVersus(args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "report" {
 		return benchReport(args[1:], stdout, stderr)
 	}
@@ -100,6 +103,11 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	htmlOut := fs.String("html", "", "also write an HTML report of this run's results to `file`")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write the bench's own CPU profile to `file` (go tool pprof)")
+	fs.StringVar(&cfg.Target, "target", "tickfan", "server under test: `name` tickfan or centrifugo (Centrifugo v5: --ws ws://HOST/connection/websocket, --http http://HOST; fanout only; tickfan bench versus -in FILE prints the table)")
+	fs.BoolVar(&cfg.PubHTTP, "pub-http", false, "publish each publication as its own POST to --http's /api/publish instead of TCP pub commands, with WebSocket JSON subscribers that also read its sent time (fanout only; always so for centrifugo)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "tickfan's HTTP publish `key` (its --api-key), for --pub-http")
+	fs.StringVar(&cfg.CentrifugoAPIKey, "centrifugo-api-key", "", "Centrifugo's api_key (`key`), sent as X-API-Key")
+	fs.IntVar(&cfg.PubInflight, "pub-inflight", 0, "HTTP publishing: requests in flight at most, each on a keep-alive connection of its own (`count`; default 64)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -165,6 +173,10 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var results []bench.Result
+	cfg.EmitVersus = func(v bench.Versus) error {
+		results = append(results, v.Result)
+		return bench.EmitVersus(w, v)
+	}
 	err = bench.Run(ctx, cfg, func(r bench.Result) error {
 		results = append(results, r)
 		return bench.Emit(w, r)
