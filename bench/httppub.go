@@ -29,8 +29,8 @@ import (
 // every worker is busy it waits, and the lateness shows in the latency
 // from due and in PubLate rather than as fewer publications.
 type httpPublisher struct {
+	pubTally
 	clock   *clock
-	topics  []string
 	pacer   *pacer
 	client  *http.Client
 	url     string
@@ -46,12 +46,7 @@ type httpPublisher struct {
 	mu   sync.Mutex // guards late
 	late *hdrhistogram.Histogram
 
-	sent     atomic.Int64
-	acked    atomic.Int64
-	errs     atomic.Int64
-	status   atomic.Int64 // the first refusal's HTTP status
-	firstErr atomic.Pointer[string]
-	lastSeq  []atomic.Uint64 // per topic, from the answers
+	status atomic.Int64 // the first refusal's HTTP status
 }
 
 // pubDialect is how one server's HTTP publish API is spoken.
@@ -99,12 +94,12 @@ func newHTTPPublisher(cfg *Config, clk *clock, topics []string, url string, d pu
 		DisableCompression:  true,
 	}
 	p := &httpPublisher{
-		clock: clk, topics: topics, pacer: pc, url: url, dialect: d, size: cfg.Size,
+		pubTally: newPubTally("HTTP publisher", topics),
+		clock:    clk, pacer: pc, url: url, dialect: d, size: cfg.Size,
 		client:   &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		jobs:     make(chan pubJob),
 		inWindow: map[string]int64{},
 		late:     newHistogram(),
-		lastSeq:  make([]atomic.Uint64, len(topics)),
 	}
 	for range inflight {
 		p.workers.Add(1)
@@ -266,26 +261,6 @@ func answerSeq(b []byte, key string) (uint64, bool) {
 	}
 	v, _, ok := jsonUintAt(b, i+len(k))
 	return v, ok
-}
-
-func (p *httpPublisher) noteErr(msg string) { p.firstErr.CompareAndSwap(nil, &msg) }
-
-// waitReplies waits until every publication sent has its answer.
-func (p *httpPublisher) waitReplies(ctx context.Context, timeout time.Duration) error {
-	if waitFor(ctx, timeout, func() bool { return p.acked.Load()+p.errs.Load() >= p.sent.Load() }) {
-		return nil
-	}
-	return fmt.Errorf("HTTP publisher: %d of %d pubs answered within %v", p.acked.Load()+p.errs.Load(), p.sent.Load(), timeout)
-}
-
-// lastPublished returns the last position the server gave each topic (0
-// where its answers carry none: Centrifugo without history).
-func (p *httpPublisher) lastPublished() map[string]uint64 {
-	m := make(map[string]uint64, len(p.topics))
-	for i, t := range p.topics {
-		m[t] = p.lastSeq[i].Load()
-	}
-	return m
 }
 
 // takeWindow returns and clears the per-topic counts of publications due

@@ -22,10 +22,10 @@ import (
 //
 // Run, and everything not atomic, belongs to one goroutine at a time.
 type publisher struct {
-	clock  *clock
-	topics []string
-	conns  []*pubConn
-	pacer  *pacer
+	pubTally
+	clock *clock
+	conns []*pubConn
+	pacer *pacer
 
 	prefix  [][]byte // per topic: map header, op, t, d key
 	payload []byte   // [due, sent, pad], due and sent patched per publication
@@ -34,12 +34,23 @@ type publisher struct {
 	// due in the window.
 	late     *hdrhistogram.Histogram
 	inWindow map[string]int64 // publications due in the window, per topic
+	tooMany  atomic.Int64     // 429 answers
+}
+
+// pubTally is what a publisher counts of its publications and their
+// answers.
+type pubTally struct {
+	what     string // names the publisher in errors
+	topics   []string
 	sent     atomic.Int64
 	acked    atomic.Int64
 	errs     atomic.Int64
-	tooMany  atomic.Int64 // 429 answers
 	firstErr atomic.Pointer[string]
-	lastSeq  []atomic.Uint64 // per topic, from the replies
+	lastSeq  []atomic.Uint64 // per topic, from the answers
+}
+
+func newPubTally(what string, topics []string) pubTally {
+	return pubTally{what: what, topics: topics, lastSeq: make([]atomic.Uint64, len(topics))}
 }
 
 type pubConn struct {
@@ -64,8 +75,7 @@ func newPublisher(ctx context.Context, cfg *Config, clk *clock, topics []string,
 	if err != nil {
 		return nil, err
 	}
-	p := &publisher{clock: clk, topics: topics, pacer: pc, late: newHistogram(), inWindow: map[string]int64{}}
-	p.lastSeq = make([]atomic.Uint64, len(topics))
+	p := &publisher{pubTally: newPubTally("publisher", topics), clock: clk, pacer: pc, late: newHistogram(), inWindow: map[string]int64{}}
 	p.payload = payloadTemplate(size)
 	for _, t := range topics {
 		p.prefix = append(p.prefix, pubPrefix(t))
@@ -145,7 +155,7 @@ func (p *publisher) readReplies(pc *pubConn) {
 	}
 }
 
-func (p *publisher) noteErr(msg string) { p.firstErr.CompareAndSwap(nil, &msg) }
+func (p *pubTally) noteErr(msg string) { p.firstErr.CompareAndSwap(nil, &msg) }
 
 // maxBatch bounds the publications written in one write when the
 // publisher is behind.
@@ -225,16 +235,17 @@ func (p *publisher) appendPub(dst []byte, ti int, id uint64, due int64) ([]byte,
 	return appendMpUint64(dst, id), at + sentAt
 }
 
-// waitReplies waits until every publication sent has its reply.
-func (p *publisher) waitReplies(ctx context.Context, timeout time.Duration) error {
+// waitReplies waits until every publication sent has its answer.
+func (p *pubTally) waitReplies(ctx context.Context, timeout time.Duration) error {
 	if waitFor(ctx, timeout, func() bool { return p.acked.Load()+p.errs.Load() >= p.sent.Load() }) {
 		return nil
 	}
-	return fmt.Errorf("publisher: %d of %d pubs answered within %v", p.acked.Load()+p.errs.Load(), p.sent.Load(), timeout)
+	return fmt.Errorf("%s: %d of %d pubs answered within %v", p.what, p.acked.Load()+p.errs.Load(), p.sent.Load(), timeout)
 }
 
-// lastPublished returns the last seq the server gave each topic.
-func (p *publisher) lastPublished() map[string]uint64 {
+// lastPublished returns the last seq the server gave each topic (0 where
+// its answers carry none).
+func (p *pubTally) lastPublished() map[string]uint64 {
 	m := make(map[string]uint64, len(p.topics))
 	for i, t := range p.topics {
 		m[t] = p.lastSeq[i].Load()

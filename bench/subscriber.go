@@ -161,22 +161,31 @@ func (p *pool) add(n int, topics func(i int) []string) {
 // parallel dials run at once. It returns when every connection is enrolled
 // (not when every reply has come: see waitReplies) or at the first error.
 func (p *pool) dialAll(ctx context.Context, parallel int, subscribe, withSince bool) error {
+	return inParallel(ctx, len(p.conns), parallel, func(ctx context.Context, i int) error {
+		return p.dial(ctx, p.conns[i], subscribe, withSince)
+	})
+}
+
+// inParallel runs do(ctx, i) for i from 0 to n-1, parallel at a time, and
+// returns the first error (the others are not started, ctx is cancelled
+// for those running) or ctx's.
+func inParallel(ctx context.Context, n, parallel int, do func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	next := atomic.Int64{}
+	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
-	for range min(parallel, len(p.conns)) {
+	for range min(parallel, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				i := int(next.Add(1)) - 1
-				if i >= len(p.conns) {
+				if i >= n {
 					return
 				}
-				if err := p.dial(ctx, p.conns[i], subscribe, withSince); err != nil {
+				if err := do(ctx, i); err != nil {
 					once.Do(func() { firstErr = err; cancel() })
 					return
 				}
@@ -322,8 +331,13 @@ func (p *pool) outstanding(lastPub map[string]uint64) int64 {
 // window: the merged histograms of latency from due and from sent, and
 // the counts.
 func (p *pool) windowFigures() (h, hSent *hdrhistogram.Histogram, received, arrivals, unknown int64) {
+	return takeWindow(p.shards)
+}
+
+// takeWindow merges and clears the shards' window figures.
+func takeWindow(shards []*shard) (h, hSent *hdrhistogram.Histogram, received, arrivals, unknown int64) {
 	h, hSent = newHistogram(), newHistogram()
-	for _, sh := range p.shards {
+	for _, sh := range shards {
 		sh.mu.Lock()
 		h.Merge(sh.hist)
 		sh.hist.Reset()

@@ -54,7 +54,7 @@ func BenchmarkSubscriberConsume(b *testing.B) {
 func BenchmarkPublisherAppend(b *testing.B) {
 	for _, size := range []int{64, 2048} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			p := &publisher{topics: []string{"bench.t0"}, payload: payloadTemplate(size)}
+			p := &publisher{pubTally: newPubTally("publisher", []string{"bench.t0"}), payload: payloadTemplate(size)}
 			p.prefix = append(p.prefix, pubPrefix("bench.t0"))
 			var buf []byte
 			b.ReportAllocs()

@@ -17,7 +17,7 @@ import (
 func TestPubRoundTripThroughServerCodec(t *testing.T) {
 	protos := map[codec.Format]Proto{codec.WSJSON: ProtoWSJSON, codec.WSMsgpack: ProtoWSMsgpack, codec.TCPMsgpack: ProtoTCP}
 	for _, size := range []int{0, 11, 19, 20, 21, 40, 64, 200, 300, 2048, 70000} {
-		p := &publisher{topics: []string{"bench.t0", "bench.a-much-longer-topic-name-over-31-bytes"}, payload: payloadTemplate(size)}
+		p := &publisher{pubTally: newPubTally("publisher", []string{"bench.t0", "bench.a-much-longer-topic-name-over-31-bytes"}), payload: payloadTemplate(size)}
 		if want := max(size, minPayload); len(p.payload) != want {
 			t.Errorf("size %d: payload of %d bytes, want %d", size, len(p.payload), want)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,7 +35,7 @@ type wsPool struct {
 	dialCfg client.Config
 	clock   *clock
 	cli     *gnet.Client
-	shards  []*wsShard
+	shards  []*shard
 	subs    []*wsSub
 
 	// The measured window, ns on the clock, as in pool.
@@ -58,19 +57,10 @@ const (
 	dialectCentrifugo
 )
 
-type wsShard struct {
-	mu       sync.Mutex
-	hist     *hdrhistogram.Histogram // from due
-	sentHist *hdrhistogram.Histogram // from sent
-	received int64                   // deliveries of publications due in the window
-	arrivals int64                   // deliveries that arrived in the window
-	unknown  int64                   // publications of a topic not held
-}
-
 type wsSub struct {
 	p     *wsPool
 	id    int
-	sh    *wsShard
+	sh    *shard
 	gc    gnet.Conn // guarded by sh.mu
 	open  bool      // guarded by sh.mu
 	track track     // guarded by sh.mu
@@ -86,7 +76,7 @@ func newWSPool(url string, d subDialect, clk *clock, loops int, log io.Writer) (
 	p.winStart.Store(math64Max)
 	p.winEnd.Store(math64Max)
 	for range shardCount {
-		p.shards = append(p.shards, &wsShard{hist: newHistogram(), sentHist: newHistogram()})
+		p.shards = append(p.shards, newShard())
 	}
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
@@ -125,33 +115,7 @@ func (p *wsPool) add(n int, topics []string) {
 // dialAll connects and subscribes every subscriber, parallel at a time.
 // It returns at the first error; the replies come later (waitReplies).
 func (p *wsPool) dialAll(ctx context.Context, parallel int) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range min(parallel, len(p.subs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= len(p.subs) {
-					return
-				}
-				if err := p.subs[i].dial(ctx); err != nil {
-					once.Do(func() { firstErr = err; cancel() })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
+	return inParallel(ctx, len(p.subs), parallel, func(ctx context.Context, i int) error { return p.subs[i].dial(ctx) })
 }
 
 func (s *wsSub) dial(ctx context.Context) error {
@@ -362,7 +326,7 @@ func (s *wsSub) publication(topic []byte, seq uint64, data []byte, now int64) {
 	}
 	if ok && due >= ws && due < we {
 		recordLatency(sh.hist, now-due)
-		recordLatency(sh.sentHist, now-sent)
+		recordLatency(sh.histSent, now-sent)
 		sh.received++
 	}
 	if now >= ws && now < we {
@@ -413,20 +377,7 @@ func (p *wsPool) outstanding(lastPub map[string]uint64) int64 {
 // windowFigures takes (and clears) what the shards gathered for the
 // window.
 func (p *wsPool) windowFigures() (due, sent *hdrhistogram.Histogram, received, arrivals, unknown int64) {
-	due, sent = newHistogram(), newHistogram()
-	for _, sh := range p.shards {
-		sh.mu.Lock()
-		due.Merge(sh.hist)
-		sent.Merge(sh.sentHist)
-		sh.hist.Reset()
-		sh.sentHist.Reset()
-		received += sh.received
-		arrivals += sh.arrivals
-		unknown += sh.unknown
-		sh.received, sh.arrivals, sh.unknown = 0, 0, 0
-		sh.mu.Unlock()
-	}
-	return due, sent, received, arrivals, unknown
+	return takeWindow(p.shards)
 }
 
 // subscribers returns, per topic, how many subscribers hold it.
