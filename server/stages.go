@@ -21,19 +21,6 @@ import (
 // subscribers' outboxes; write and written: around the write to the
 // (first) subscriber's socket; acked: the pub's reply written.
 
-type stage uint8
-
-const (
-	stRead stage = iota
-	stDecoded
-	stPublished
-	stDeliver
-	stWrite
-	stWritten
-	stAcked
-	nStages
-)
-
 var stageNames = [nStages]string{"read", "decoded", "published", "deliver", "write", "written", "acked"}
 
 type stageClock struct {

@@ -10,16 +10,3 @@ type stageClock struct{}
 func (l *loop) stageAt(stage)  {}
 func (l *loop) stageDone()     {}
 func (s *Server) stageReport() {}
-
-type stage uint8
-
-const (
-	stRead stage = iota
-	stDecoded
-	stPublished
-	stDeliver
-	stWrite
-	stWritten
-	stAcked
-	nStages
-)
