@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,4 +61,64 @@ func TestBusyPollServesThenSleeps(t *testing.T) {
 	// And it wakes for the next message as before.
 	pub.pub(t, "spin.a", n+1, false)
 	sub.nextPub(t, "spin.a", n+1, n+1, false)
+}
+
+// TestSpareProcBesideTheLoops: tickfan serve gives the Go runtime one P
+// more than its event loops, so that the HTTP API, Redis and timers do
+// not wait for a loop asleep in epoll_wait; a GOMAXPROCS set in the
+// environment is kept.
+func TestSpareProcBesideTheLoops(t *testing.T) {
+	if engine == "std" {
+		t.Skip("the std engine's connections wait in the Go netpoller: no P is held")
+	}
+	gomaxprocs := func(p *proc) int {
+		t.Helper()
+		for _, f := range strings.Fields(p.serving) {
+			if v, ok := strings.CutPrefix(f, "gomaxprocs="); ok {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatalf("serving line %q: %v", p.serving, err)
+				}
+				return n
+			}
+		}
+		t.Fatalf("serving line %q has no gomaxprocs", p.serving)
+		return 0
+	}
+	unset := startCmd(t, serveCmd(t, []string{"GOMAXPROCS="}, "--loops", "3"))
+	if n := gomaxprocs(unset); n < 4 {
+		t.Errorf("3 loops, GOMAXPROCS not set: the server runs with %d Ps, want at least 4", n)
+	}
+	set := startCmd(t, serveCmd(t, []string{"GOMAXPROCS=1"}, "--loops", "1"))
+	if n := gomaxprocs(set); n != 1 {
+		t.Errorf("GOMAXPROCS=1 in the environment: the server runs with %d Ps, want 1", n)
+	}
+}
+
+// serveCmd is tickfan serve on loopback ports with env added to (or,
+// for "NAME=", removed from) the test's environment.
+func serveCmd(t *testing.T, env []string, flags ...string) *exec.Cmd {
+	t.Helper()
+	args := append([]string{"serve", "--ws-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0",
+		"--http-addr", "127.0.0.1:0"}, flags...)
+	if engine != "" {
+		args = append(args, "--engine", engine)
+	}
+	cmd := exec.Command(tickfanBinary(t), args...)
+	for _, kv := range os.Environ() {
+		drop := false
+		for _, e := range env {
+			name, _, _ := strings.Cut(e, "=")
+			drop = drop || strings.HasPrefix(kv, name+"=")
+		}
+		if !drop {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	for _, e := range env {
+		if !strings.HasSuffix(e, "=") {
+			cmd.Env = append(cmd.Env, e)
+		}
+	}
+	return cmd
 }

@@ -61,6 +61,7 @@ func tickfanBinary(t testing.TB) string {
 type proc struct {
 	cmd              *exec.Cmd
 	ws, tcp, httpURL string
+	serving          string // the log line that gave them
 }
 
 var servingLine = regexp.MustCompile(`ws=ws://(\S+)/ws tcp=(\S+) http=(\S+)`)
@@ -113,7 +114,7 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
 		select {
 		case l := <-lines:
 			if m := servingLine.FindStringSubmatch(l); m != nil {
-				return &proc{cmd: cmd, ws: m[1], tcp: m[2], httpURL: m[3]}
+				return &proc{cmd: cmd, ws: m[1], tcp: m[2], httpURL: m[3], serving: l}
 			}
 		case <-deadline:
 			t.Fatalf("tickfan serve did not report its addresses (%v)", cmd.Args)
