@@ -49,6 +49,7 @@ type Report struct {
 	Latency          Latency       `json:"latency_us"`
 	NotReplayed      int           `json:"not_replayed"` // events left when --duration ended the run
 	Elapsed          time.Duration `json:"elapsed_ns"`
+	DryRun           bool          `json:"dry_run,omitempty"` // read, not replayed (Summary)
 	ErrorCount       int           `json:"error_count"`
 	Errors           []string      `json:"errors,omitempty"`
 }
@@ -121,6 +122,10 @@ func (rep *Report) WriteText(w io.Writer) error {
 			p("  %s: %d, e.g. %s", pr.Kind, pr.Count, strings.Join(pr.Firsts, "; "))
 		}
 	}
+	if rep.DryRun {
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	speed := fmt.Sprintf("%gx the captured pace", rep.Speed)
 	if rep.Speed == 0 {
 		speed = "as fast as possible"
@@ -148,4 +153,12 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Summary is the report of a capture that was read and not replayed.
+func Summary(c *Capture, cfg Config) *Report {
+	cfg.defaults()
+	rep := Report{DryRun: true}
+	rep.fromCapture(c, cfg)
+	return &rep
 }
