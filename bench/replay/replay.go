@@ -76,6 +76,9 @@ func (cfg *Config) defaults() {
 	}
 }
 
+// dialers is how many subscriber connections are opened at once.
+const dialers = 64
+
 // maxErrors is how many distinct errors a report keeps as examples.
 const maxErrors = 5
 
@@ -625,10 +628,15 @@ func (r *runner) dialSubscribers(ctx context.Context, stream int) ([]*subscriber
 	ss := make([]*subscriber, r.cfg.Amplify)
 	errs := make([]error, len(ss))
 	var wg sync.WaitGroup
+	// At most dialers handshakes at once: a burst of thousands overflows
+	// the target's accept backlog, and the retransmitted SYNs cost seconds.
+	sem := make(chan struct{}, dialers)
 	for i := range ss {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			c, err := r.dial(ctx, proto)
 			if err != nil {
 				errs[i] = err
@@ -646,9 +654,19 @@ func (r *runner) dialSubscribers(ctx context.Context, stream int) ([]*subscriber
 			go s.read()
 		}
 	}
-	err := errors.Join(errs...)
+	var err error
+	failed := 0
+	for _, e := range errs {
+		if e != nil {
+			failed++
+			if err == nil {
+				err = e
+			}
+		}
+	}
 	if err != nil {
-		r.fail(fmt.Errorf("subscriber: %w", err))
+		err = fmt.Errorf("subscriber: %d of %d connections failed, the first: %w", failed, len(ss), err)
+		r.fail(err)
 	}
 	r.mu.Lock()
 	r.rep.SubscriberConns += len(out)
