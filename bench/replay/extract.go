@@ -55,7 +55,7 @@ type Event struct {
 	At     time.Duration // since the capture's first packet
 	Stream int           // the client stream it came from (Capture.Streams)
 	Pubs   []Publication // a publish: one, or an HTTP batch's items
-	Topics []string      // a sub: its topics
+	Topics []string      // a sub: its topics (its since is left out: the target has epochs of its own)
 }
 
 // Stream describes one client stream of the capture.
