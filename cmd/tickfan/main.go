@@ -6,6 +6,7 @@
 //	tickfan token [flags]          mint an HS256 client token for testing
 //	tickfan version                print the module version and VCS revision
 //	tickfan bench [flags]          load scenarios against a running server
+//	tickfan replay --pcap F [flags] replay a capture's traffic against a running server
 //
 // Every flag may also be given in the environment as TICKFAN_<FLAG>, with
 // dashes as underscores: --api-key is TICKFAN_API_KEY. A flag on the command
@@ -37,6 +38,8 @@ commands:
   token    mint an HS256 client token for testing (--secret, --sub, --topics, --pub)
   version  print the module version and VCS revision
   bench    load scenarios against a running server; bench report renders results
+  replay   replay a capture's publications and subscriptions against a running
+           server (--pcap, from scripts/capture) and report what was delivered
 
 "tickfan <command> -h" lists a command's flags. Every flag may also be set
 in the environment as TICKFAN_<FLAG>, dashes as underscores
@@ -62,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = versionCmd(args[1:], stdout, stderr)
 	case "bench":
 		err = benchCmd(args[1:], stdout, stderr)
+	case "replay":
+		err = replayCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
