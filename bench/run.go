@@ -21,8 +21,8 @@ func Run(ctx context.Context, cfg Config, emit func(Result) error) error {
 		scenarios = Scenarios
 	case cfg.Scenario == "":
 		return fmt.Errorf("no scenario: want one of %s or all", strings.Join(Scenarios, ", "))
-	case !slices.Contains(Scenarios, cfg.Scenario):
-		return fmt.Errorf("unknown scenario %q: want one of %s or all", cfg.Scenario, strings.Join(Scenarios, ", "))
+	case !slices.Contains(Scenarios, cfg.Scenario) && cfg.Scenario != "soak":
+		return fmt.Errorf("unknown scenario %q: want one of %s, soak or all", cfg.Scenario, strings.Join(Scenarios, ", "))
 	}
 	var tgt *target
 	for _, s := range scenarios {
@@ -58,6 +58,8 @@ func Run(ctx context.Context, cfg Config, emit func(Result) error) error {
 			err = runHerd(ctx, &c, tgt, emit)
 		case "hft":
 			err = runHFT(ctx, &c, tgt, emit)
+		case "soak":
+			err = runSoak(ctx, &c, tgt, emit)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", s, err)
