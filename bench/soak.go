@@ -5,11 +5,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -62,10 +66,12 @@ type SoakFigures struct {
 	PubReconnects int64 `json:"pub_reconnects"`
 
 	// The subscribers.
-	Delivered    int64 `json:"delivered"`
-	Expected     int64 `json:"expected"`
-	Reconnects   int64 `json:"reconnects"`
-	DialFailures int64 `json:"dial_failures"`
+	Delivered  int64 `json:"delivered"`
+	Expected   int64 `json:"expected"`
+	Reconnects int64 `json:"reconnects"`
+	// Disconnects are the reconnects by what ended the connection.
+	Disconnects  map[string]int64 `json:"disconnects"`
+	DialFailures int64            `json:"dial_failures"`
 	// Recovered and NotRecovered are topics resubscribed with since that
 	// the server answered rec true (the gap was sent) or false (a reset
 	// followed).
@@ -126,6 +132,8 @@ type soakRun struct {
 	mu    sync.Mutex
 	hists []*hdrhistogram.Histogram // per phase, under mu
 	viol  []string                  // under mu
+	// causes counts the subscribers' disconnects by cause, under mu.
+	causes map[string]int64
 
 	phaseDelivered []atomic.Int64
 	phaseReconn    []atomic.Int64
@@ -166,7 +174,7 @@ func runSoak(ctx context.Context, c *Config, tgt *target, emit func(Result) erro
 	if len(phases) == 0 {
 		phases = []SoakPhase{{Name: "all", Duration: c.Duration}}
 	}
-	r := &soakRun{cfg: c, topics: topicNames("soak", c.Topics), phases: phases}
+	r := &soakRun{cfg: c, topics: topicNames("soak", c.Topics), phases: phases, causes: map[string]int64{}}
 	var total time.Duration
 	for _, p := range phases {
 		total += p.Duration
@@ -281,6 +289,9 @@ func runSoak(ctx context.Context, c *Config, tgt *target, emit func(Result) erro
 			Resets: r.phaseResets[i].Load(), Latency: summarize(r.hists[i]),
 		})
 	}
+	r.mu.Lock()
+	fig.Disconnects = maps.Clone(r.causes)
+	r.mu.Unlock()
 	fig.Violations = append([]string{}, r.viol...)
 	fig.OK = len(fig.Violations) == 0
 
@@ -372,6 +383,25 @@ func backoff(n int) time.Duration {
 	d := 50 * time.Millisecond << min(n, 6)
 	d = min(d, 2*time.Second)
 	return d/2 + rand.N(d/2+1)
+}
+
+// disconnectCause names what ended a connection, for the tally.
+func disconnectCause(err error) string {
+	var ce *client.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		return "websocket close " + strconv.Itoa(ce.Code)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "end of stream"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EPIPE):
+		return "broken pipe"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return "other: " + err.Error()
 }
 
 // soakPub publishes round robin over the topics on one TCP connection,
@@ -568,7 +598,7 @@ func (s *soakSub) loop(ctx context.Context) {
 		}
 		fails = 0
 		stop := context.AfterFunc(ctx, func() { cn.Close() })
-		s.session(cn)
+		why := s.session(cn)
 		stop()
 		cn.Close()
 		s.mu.Lock()
@@ -581,6 +611,9 @@ func (s *soakSub) loop(ctx context.Context) {
 			if s.run.started() {
 				s.run.phaseReconn[s.run.phase(time.Now())].Add(1)
 			}
+			s.run.mu.Lock()
+			s.run.causes[why]++
+			s.run.mu.Unlock()
 			sleepUntil(ctx, time.Now().Add(backoff(0)))
 		}
 	}
@@ -588,7 +621,7 @@ func (s *soakSub) loop(ctx context.Context) {
 
 // session subscribes on cn with since for every topic that holds a
 // publication, and reads until the connection breaks.
-func (s *soakSub) session(cn *client.Conn) {
+func (s *soakSub) session(cn *client.Conn) (why string) {
 	s.mu.Lock()
 	since := map[string]client.Position{}
 	for _, t := range s.topics {
@@ -606,21 +639,21 @@ func (s *soakSub) session(cn *client.Conn) {
 	s.mu.Unlock()
 	_ = cn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if err := cn.Subscribe(1, s.topics, since); err != nil {
-		return
+		return "sub write: " + disconnectCause(err)
 	}
 	mp := s.proto.Msgpack()
 	for {
 		// The server pings every heartbeat; a link that stays silent far
-		// longer is gone even if no reset came.
-		_ = cn.SetReadDeadline(time.Now().Add(15 * time.Second))
+		// longer is gone even if no reset came. The write deadline moves
+		// with it: Next writes the WebSocket pongs.
+		_ = cn.SetDeadline(time.Now().Add(15 * time.Second))
 		msg, err := cn.Next()
 		if err != nil {
-			return
+			return disconnectCause(err)
 		}
 		now := time.Now()
 		switch msg.Kind {
 		case client.KindPing:
-			_ = cn.SetWriteDeadline(now.Add(5 * time.Second))
 			_ = cn.Keepalive()
 		case client.KindReply:
 			if msg.ID != 1 {
@@ -628,12 +661,12 @@ func (s *soakSub) session(cn *client.Conn) {
 			}
 			if msg.Err != nil {
 				s.run.violation("%s: sub refused: %v", s.name(), msg.Err)
-				return
+				return "sub refused"
 			}
 			var res map[string]client.SubResult
 			if err := msg.DecodeRes(&res); err != nil {
 				s.run.violation("%s: sub reply: %v", s.name(), err)
-				return
+				return "bad sub reply"
 			}
 			s.onSubReply(res)
 		case client.KindPublication:
@@ -659,7 +692,7 @@ func (s *soakSub) session(cn *client.Conn) {
 				s.run.phaseResets[s.run.phase(now)].Add(1)
 			}
 		case client.KindClose:
-			return
+			return "server close " + strconv.Itoa(msg.Code)
 		}
 	}
 }
