@@ -75,6 +75,9 @@ func describe(c *Config) string {
 		return fmt.Sprintf("conns=%d subscribed=%v proto=%s settle=%v", c.Conns, !c.IdleNoSub, c.Proto, c.Settle)
 	case "hft":
 		conns = strings.Trim(strings.Join(strings.Fields(fmt.Sprint(c.HFTConns)), ","), "[]")
+	case "soak":
+		return fmt.Sprintf("conns=%d (tcp, ws-json, ws-msgpack in turn) topics=%d rate=%g/s/topic size=%d phases=%s",
+			c.Conns, c.Topics, c.Rate, c.Size, describePhases(c.SoakPhases))
 	}
 	return fmt.Sprintf("conns=%s topics=%d rate=%g/s/topic size=%d proto=%s duration=%v warmup=%v",
 		conns, c.Topics, c.Rate, c.Size, c.Proto, c.Duration, c.Warmup)

@@ -845,7 +845,9 @@ func (s *soakSub) account(fig *SoakFigures, final map[string]uint64) {
 
 // soakDefaults fills what the soak scenario needs when unset.
 func soakDefaults(c *Config) {
-	if len(c.SoakPhases) > 0 {
+	if len(c.SoakPhases) == 0 {
+		c.SoakPhases = []SoakPhase{{Name: "all", Duration: c.Duration}}
+	} else {
 		var d time.Duration
 		for _, p := range c.SoakPhases {
 			d += p.Duration
