@@ -72,6 +72,11 @@ type Config struct {
 	// SlowFrac is the fraction of slow scenario connections that stop
 	// reading after the warm-up. Default 0.1.
 	SlowFrac float64
+	// SoakPhases are the soak scenario's phases, named after the network
+	// condition of each (scripts/soak-weaknet applies them on the same
+	// schedule); their total replaces Duration. Default one phase "all" of
+	// Duration.
+	SoakPhases []SoakPhase
 	// HerdGap is how long herd subscribers stay away. Default 1 s.
 	HerdGap time.Duration
 	// Settle is the pause before idle reads memory. Default 3 s.
@@ -159,6 +164,8 @@ func (c Config) Defaults(scenario string) Config {
 		conns, rate, size = 1000, 50, 2048
 	case "herd":
 		conns, rate, dur = 5000, 20, 8*time.Second
+	case "soak":
+		conns, topics, rate, dur = 30, 4, 50, 60*time.Second
 	case "hft":
 		conns, topics, rate, size = 10, 1, 10000, 64
 		if len(c.HFTConns) == 0 {
@@ -191,6 +198,9 @@ func (c Config) Defaults(scenario string) Config {
 	setD(&c.Settle, 3*time.Second)
 	setI(&c.PubConns, 1)
 	setI(&c.Dialers, 64)
+	if scenario == "soak" {
+		soakDefaults(&c)
+	}
 	if len(c.Rates) == 0 {
 		c.Rates = []float64{10, 20, 50, 100, 200, 400, 800}
 	}

@@ -73,6 +73,7 @@ type Result struct {
 	Slow *SlowFigures `json:"slow,omitempty"`
 	Herd *HerdFigures `json:"herd,omitempty"`
 	HFT  *HFTFigures  `json:"hft,omitempty"`
+	Soak *SoakFigures `json:"soak,omitempty"`
 
 	Notes []string `json:"notes,omitempty"`
 }

@@ -21,8 +21,8 @@ func Run(ctx context.Context, cfg Config, emit func(Result) error) error {
 		scenarios = Scenarios
 	case cfg.Scenario == "":
 		return fmt.Errorf("no scenario: want one of %s or all", strings.Join(Scenarios, ", "))
-	case !slices.Contains(Scenarios, cfg.Scenario):
-		return fmt.Errorf("unknown scenario %q: want one of %s or all", cfg.Scenario, strings.Join(Scenarios, ", "))
+	case !slices.Contains(Scenarios, cfg.Scenario) && cfg.Scenario != "soak":
+		return fmt.Errorf("unknown scenario %q: want one of %s, soak or all", cfg.Scenario, strings.Join(Scenarios, ", "))
 	}
 	var tgt *target
 	for _, s := range scenarios {
@@ -58,6 +58,8 @@ func Run(ctx context.Context, cfg Config, emit func(Result) error) error {
 			err = runHerd(ctx, &c, tgt, emit)
 		case "hft":
 			err = runHFT(ctx, &c, tgt, emit)
+		case "soak":
+			err = runSoak(ctx, &c, tgt, emit)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", s, err)
@@ -73,6 +75,9 @@ func describe(c *Config) string {
 		return fmt.Sprintf("conns=%d subscribed=%v proto=%s settle=%v", c.Conns, !c.IdleNoSub, c.Proto, c.Settle)
 	case "hft":
 		conns = strings.Trim(strings.Join(strings.Fields(fmt.Sprint(c.HFTConns)), ","), "[]")
+	case "soak":
+		return fmt.Sprintf("conns=%d (tcp, ws-json, ws-msgpack in turn) topics=%d rate=%g/s/topic size=%d phases=%s",
+			c.Conns, c.Topics, c.Rate, c.Size, describePhases(c.SoakPhases))
 	}
 	return fmt.Sprintf("conns=%s topics=%d rate=%g/s/topic size=%d proto=%s duration=%v warmup=%v",
 		conns, c.Topics, c.Rate, c.Size, c.Proto, c.Duration, c.Warmup)

@@ -46,6 +46,11 @@ Scenarios (--scenario, or all: idle fanout saturate slow herd hft):
             subscribers (one result each; --conns runs that count alone);
             with loopback ping-pong, server ping and (--echo) cross-core
             echo round trips, measured before and after, for comparison
+  soak      (not in all) C subscribers mixing TCP, ws-json and ws-msgpack,
+            two topics each, and a publisher, all reconnecting with since
+            whenever their connection breaks, through --soak-phases while
+            the network is shaped from outside (scripts/soak-weaknet); checks
+            that nothing was lost silently and everyone caught up, fails if not
 
 Latency runs from each publication's due time (start + i/rate, carried in
 its payload) to its receipt; latency from sent runs from the clock read
@@ -74,7 +79,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	var cfg bench.Config
-	fs.StringVar(&cfg.Scenario, "scenario", "fanout", "`name`: fanout, saturate, idle, slow, herd, hft or all")
+	fs.StringVar(&cfg.Scenario, "scenario", "fanout", "`name`: fanout, saturate, idle, slow, herd, hft, soak or all")
 	fs.StringVar(&cfg.WSURL, "ws", "ws://127.0.0.1:8080/ws", "server WebSocket `url`")
 	fs.StringVar(&cfg.TCPAddr, "tcp", "127.0.0.1:8081", "server msgpack-over-TCP `address` (the publisher always uses it)")
 	fs.StringVar(&cfg.HTTPURL, "http", "http://127.0.0.1:8082", "server HTTP `url`, read for /metrics counters (- for none)")
@@ -92,6 +97,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "publishing before the measured window (`duration`; default 2s, saturate 1s)")
 	fs.DurationVar(&cfg.Drain, "drain", 0, "longest wait for stragglers after the last publication (`duration`; default 5s)")
 	fs.Float64Var(&cfg.SlowFrac, "slow-frac", 0, "slow: `fraction` of connections that stop reading (default 0.1)")
+	soakPhases := fs.String("soak-phases", "", "soak: phases as name:duration, comma separated, e.g. clean:10s,weak:40s,calm:10s (`list`; latencies are reported per phase; default one phase of --duration)")
 	fs.DurationVar(&cfg.HerdGap, "herd-gap", 0, "herd: how long the subscribers stay away (`duration`; default 1s)")
 	fs.DurationVar(&cfg.Settle, "settle", 0, "idle: pause before reading memory (`duration`; default 3s)")
 	fs.BoolVar(&cfg.IdleNoSub, "idle-no-sub", false, "idle: connections subscribe to nothing (default: one topic each)")
@@ -126,6 +132,13 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--pace: %w", err)
 	}
 	cfg.Pace = p
+	if *soakPhases != "" {
+		ps, err := bench.ParseSoakPhases(*soakPhases)
+		if err != nil {
+			return fmt.Errorf("--soak-phases: %w", err)
+		}
+		cfg.SoakPhases = ps
+	}
 	if *rates != "" {
 		for _, s := range strings.Split(*rates, ",") {
 			v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)

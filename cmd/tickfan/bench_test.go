@@ -26,6 +26,8 @@ func TestBenchCommands(t *testing.T) {
 		{[]string{"bench", "echo", "extra"}, 1, "unexpected arguments"},
 		{[]string{"bench", "echo", "--listen", "nohost"}, 1, "bench echo"},
 		{[]string{"bench", "--scenario", "hft", "--echo", "nohost", "--quiet"}, 1, `--echo "nohost"`},
+		{[]string{"bench", "--scenario", "soak", "--soak-phases", "clean:10s,loss", "--quiet"}, 1, `--soak-phases: soak phase "loss"`},
+		{[]string{"bench", "-h"}, 0, "--soak-phases"},
 		{[]string{"bench", "report", "-in", results}, 1, "-hft"},
 		{[]string{"bench", "report", "-in", results, "-hft"}, 0, "| after | 1 | 18 µs | 21 µs | 40 µs | - | 35µs / 120µs | 60µs / 300µs | unknown |"},
 	} {
