@@ -33,11 +33,7 @@ func (x *extractor) websocket(d []byte) {
 	for off < len(d) {
 		f, n, why := parseClientFrame(d[off:])
 		if why != "" {
-			kind := "bad frame"
-			if n < 0 {
-				kind = "truncated"
-			}
-			x.problem(kind, "WebSocket frame at offset %d: %s", off, why)
+			x.problem(frameProblem(n), "WebSocket frame at offset %d: %s", off, why)
 			return
 		}
 		off += n
@@ -130,11 +126,7 @@ func (x *extractor) redis(d []byte) {
 	for off < len(d) {
 		args, n, why := parseRESPCommand(d[off:])
 		if why != "" {
-			kind := "bad frame"
-			if n < 0 {
-				kind = "truncated"
-			}
-			x.problem(kind, "Redis command at offset %d: %s", off, why)
+			x.problem(frameProblem(n), "Redis command at offset %d: %s", off, why)
 			return
 		}
 		off += n
@@ -242,4 +234,13 @@ func parseRESPCommand(b []byte) (args [][]byte, n int, why string) {
 		i = j + size + 2
 	}
 	return args, i, ""
+}
+
+// frameProblem names why a frame parser gave up: n < 0 says the capture
+// ends inside the frame, else the bytes are not a frame.
+func frameProblem(n int) string {
+	if n < 0 {
+		return "truncated"
+	}
+	return "bad frame"
 }
