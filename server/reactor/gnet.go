@@ -41,7 +41,7 @@ type Gnet struct {
 	enrolling chan struct{} // hand-overs to gnet in flight (enroll)
 
 	mu     sync.Mutex
-	paired map[gnet.EventLoop]pairing
+	paired map[gnet.EventLoop]*pairing
 }
 
 // pairing is a gnet event loop's server loop, and its busy poll when
@@ -53,7 +53,7 @@ type pairing struct {
 
 // NewGnet returns the gnet engine of h.
 func NewGnet(h Handler, opt Options) *Gnet {
-	return &Gnet{h: h, opt: opt, paired: make(map[gnet.EventLoop]pairing), enrolling: make(chan struct{}, maxEnrolling)}
+	return &Gnet{h: h, opt: opt, paired: make(map[gnet.EventLoop]*pairing), enrolling: make(chan struct{}, maxEnrolling)}
 }
 
 // start binds the listeners, starts the event loops and the acceptors.
@@ -227,14 +227,14 @@ func (r *Gnet) Stop(context.Context) error {
 }
 
 // pair returns the server loop of a gnet event loop.
-func (r *Gnet) pair(el gnet.EventLoop) pairing {
+func (r *Gnet) pair(el gnet.EventLoop) *pairing {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p, ok := r.paired[el]; ok {
 		return p
 	}
 	loops := r.h.Loops()
-	p := pairing{l: loops[len(r.paired)%len(loops)]}
+	p := &pairing{l: loops[len(r.paired)%len(loops)]}
 	if r.opt.BusyPoll > 0 {
 		sp, err := newSpinner(r.opt.BusyPoll)
 		if err != nil {
@@ -243,7 +243,7 @@ func (r *Gnet) pair(el gnet.EventLoop) pairing {
 			p.spin = sp
 		}
 	}
-	run := &gnetRun{p} // one per loop
+	run := gnetRun{p} // one per loop
 	p.l.SetWake(func() { _ = el.Execute(context.Background(), run) })
 	r.paired[el] = p
 	return p
@@ -324,11 +324,11 @@ func (r *Gnet) ServingErr() error { return r.down.Err() }
 // gnetSession is what a gnet connection's context holds.
 type gnetSession struct {
 	Session
-	pairing
+	*pairing // shared by the loop's connections: a session stays three words
 }
 
 // gnetRun is the task a wake has gnet run on the loop.
-type gnetRun struct{ pairing }
+type gnetRun struct{ *pairing }
 
 func (g gnetRun) Run(context.Context) error {
 	g.l.RunPending()
