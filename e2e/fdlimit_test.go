@@ -87,6 +87,52 @@ func TestOutOfFileDescriptors(t *testing.T) {
 	}
 }
 
+// TestEvioStopIsNotReady: evio ends its Serve on an accept error other
+// than "try again" and closes every connection (a limit of that engine,
+// README "Engines"); the node then serves no client, and /readyz must
+// answer 503 with the reason so that a load balancer takes it out of
+// rotation, not 200 as if nothing happened. Runs with --engine evio
+// whatever TICKFAN_ENGINE says.
+func TestEvioStopIsNotReady(t *testing.T) {
+	bin := tickfanBinary(t)
+	args := []string{"serve", "--ws-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--max-conns", "1000", "--engine", "evio"}
+	cmd := exec.Command("sh", append([]string{"-c", `ulimit -Sn 300 && ulimit -Hn 300 && exec "$0" "$@"`, bin}, args...)...)
+	p := startCmd(t, cmd)
+	if code := httpStatus(t, p.httpURL+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz %d before the descriptors ran out", code)
+	}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 400; i++ {
+		c, err := net.DialTimeout("tcp", p.tcp, readTimeout)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(p.httpURL + "/readyz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				if !bytes.Contains(body, []byte("evio engine stopped serving")) {
+					t.Fatalf("/readyz 503 without the reason: %s", body)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still ready 10 s after %d connections passed a limit of 300 descriptors (evio has stopped serving)", len(conns))
+		}
+	}
+}
+
 // tryMetric reads one sample of the process's /metrics, or says why not.
 func (p *proc) tryMetric(name string) (float64, error) {
 	c := http.Client{Timeout: time.Second}

@@ -126,7 +126,24 @@ func (r *evioReactor) Start(wg *sync.WaitGroup) error {
 	go func() {
 		defer wg.Done()
 		defer close(r.served)
-		errc <- evio.Serve(ev, "tcp://"+cfg.WSAddr, "tcp://"+cfg.TCPAddr)
+		err := evio.Serve(ev, "tcp://"+cfg.WSAddr, "tcp://"+cfg.TCPAddr)
+		select {
+		case <-r.booted:
+			if !r.stopping.Load() {
+				// evio ends Serve on an accept error other than "try
+				// again" (out of file descriptors) and closes every
+				// connection: the node serves no client any more, and
+				// /readyz must say so.
+				if err == nil {
+					err = errors.New("evio returned")
+				}
+				err = fmt.Errorf("evio engine stopped serving: %w", err)
+				r.down.Set(err)
+				r.h.Logger().Error("evio engine stopped: the node serves no WebSocket or TCP client until restarted", "err", err)
+			}
+		default:
+		}
+		errc <- err
 	}()
 	select {
 	case <-r.booted:
