@@ -18,9 +18,9 @@ import (
 //
 // Next, and so everything read, belongs to one goroutine at a time (the
 // reader). The methods that send (Subscribe, Unsubscribe, Publish, Ping,
-// Auth, Keepalive, Write) may be called from any goroutine, at the same
-// time as Next: writes are serialised by a mutex, and Next writes its
-// pongs under the same mutex. SetDeadline, SetReadDeadline,
+// Auth, Refresh, Keepalive, Write) may be called from any goroutine, at
+// the same time as Next: writes are serialised by a mutex, and Next
+// writes its pongs under the same mutex. SetDeadline, SetReadDeadline,
 // SetWriteDeadline, Close, Proto and NetConn may be called from any
 // goroutine.
 //
@@ -38,6 +38,7 @@ type Conn struct {
 	rbuf []byte // bytes read: rbuf[r:] not yet parsed
 	r    int
 	frag []byte // the fragments so far of a fragmented WebSocket message
+	idle time.Duration
 }
 
 // readChunk is the least room Next reads into.
@@ -87,6 +88,12 @@ func (c *Conn) Ping(id uint64) error {
 // Auth sends auth with request id and a JWT. Any goroutine may call it.
 func (c *Conn) Auth(id uint64, token string) error {
 	return c.send(func(b []byte) []byte { return c.proto.AppendAuth(b, id, token) })
+}
+
+// Refresh sends refresh with request id and a new JWT. Any goroutine may
+// call it.
+func (c *Conn) Refresh(id uint64, token string) error {
+	return c.send(func(b []byte) []byte { return c.proto.AppendRefresh(b, id, token) })
 }
 
 // Keepalive sends {"op":"ping"} without id, an answer to a TCP heartbeat
@@ -210,6 +217,18 @@ func (c *Conn) NextBody() ([]byte, error) {
 	}
 }
 
+// SetIdleTimeout makes every read of the socket fail once the server has
+// sent nothing at all for d (with an error for which
+// errors.Is(err, os.ErrDeadlineExceeded)): unlike a deadline set before
+// Next, the WebSocket pings that Next answers by itself count as life. 0
+// turns it off. Only the reader goroutine may call it.
+func (c *Conn) SetIdleTimeout(d time.Duration) {
+	c.idle = d
+	if d == 0 {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+}
+
 // Buffered reports whether a whole frame waits in the connection's
 // buffer, so that the next Next starts without reading the socket: a
 // reader that stops at some message can first take what it already has.
@@ -227,6 +246,9 @@ func (c *Conn) fill() error {
 	}
 	if cap(c.rbuf)-len(c.rbuf) < readChunk {
 		c.rbuf = append(c.rbuf, make([]byte, max(readChunk, len(c.rbuf)))...)[:len(c.rbuf)]
+	}
+	if c.idle > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.idle))
 	}
 	n, err := c.nc.Read(c.rbuf[len(c.rbuf):cap(c.rbuf)])
 	c.rbuf = c.rbuf[:len(c.rbuf)+n]
