@@ -1,0 +1,530 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tickfan/tickfan/codec"
+	"github.com/tickfan/tickfan/server"
+)
+
+// node is an in-process server that can be restarted on the same ports.
+type node struct {
+	cfg server.Config
+	srv *server.Server
+}
+
+// startNode starts a server on loopback ports the OS picks, open to
+// anonymous publishing; mods change its config.
+func startNode(t *testing.T, mods ...func(*server.Config)) *node {
+	t.Helper()
+	cfg := server.Config{
+		WSAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		AnonymousPub: ">", Loops: 1, CmdRate: 1_000_000,
+		Heartbeat: time.Minute, IdleTimeout: 5 * time.Minute, DrainTimeout: waitFor,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	n := &node{cfg: cfg}
+	n.start(t)
+	t.Cleanup(func() { n.stop(t) })
+	return n
+}
+
+func (n *node) start(t *testing.T) {
+	t.Helper()
+	srv, err := server.New(n.cfg)
+	if err == nil {
+		err = srv.Start()
+	}
+	if err != nil {
+		t.Fatalf("start the server: %v", err)
+	}
+	n.srv = srv
+	// A restart binds the same ports.
+	n.cfg.WSAddr, n.cfg.TCPAddr, n.cfg.HTTPAddr = srv.WSAddr(), srv.TCPAddr(), srv.HTTPAddr()
+}
+
+func (n *node) stop(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*waitFor)
+	defer cancel()
+	if err := n.srv.Shutdown(ctx); err != nil {
+		t.Errorf("shut the server down: %v", err)
+	}
+}
+
+// restart stops the server and starts a new one on the same ports.
+func (n *node) restart(t *testing.T) {
+	t.Helper()
+	n.stop(t)
+	n.start(t)
+}
+
+// addr is the server's address for p.
+func (n *node) addr(p Proto) string {
+	if p.WebSocket() {
+		return "ws://" + n.srv.WSAddr() + "/ws"
+	}
+	return n.srv.TCPAddr()
+}
+
+// target is the server's host:port for p, for a proxy.
+func (n *node) target(p Proto) string {
+	if p.WebSocket() {
+		return n.srv.WSAddr()
+	}
+	return n.srv.TCPAddr()
+}
+
+// publish publishes the values to a topic, in order, with the pub command
+// of a connection of its own, and returns the seq of the last.
+func (n *node) publish(t *testing.T, topic string, values ...int) uint64 {
+	t.Helper()
+	c := dialT(t, Config{Proto: TCP, Addr: n.srv.TCPAddr()})
+	defer c.Close()
+	var last uint64
+	for i, v := range values {
+		if err := c.Publish(uint64(i+1), topic, data(t, TCP, v), false); err != nil {
+			t.Fatal(err)
+		}
+		m := reply(t, c, uint64(i+1))
+		var pos Position
+		if m.Err != nil || m.DecodeRes(&pos) != nil {
+			t.Fatalf("pub %s %d: %+v", topic, v, m)
+		}
+		last = pos.S
+	}
+	return last
+}
+
+// subscribeT starts a subscription and closes it when the test ends.
+func subscribeT(t *testing.T, cfg Config, topics []string, opts ...Option) *Subscription {
+	t.Helper()
+	s, err := Subscribe(cfg, topics, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// noLeftovers checks, when the test and its subtests have ended and
+// their subscriptions were closed, that no goroutine of a subscription is
+// left behind.
+func noLeftovers(t *testing.T) {
+	t.Cleanup(func() {
+		if n := ownGoroutines(); n > 0 {
+			t.Errorf("%d goroutines of subscriptions left after Close", n)
+		}
+	})
+}
+
+// ownGoroutines counts the goroutines running code of Subscription,
+// waiting a little for those that are ending.
+func ownGoroutines() int {
+	n := 0
+	for range 100 {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		n = strings.Count(stacks, "client.(*Subscription)") + strings.Count(stacks, "client.(*connection)")
+		if n == 0 {
+			return 0
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return n
+}
+
+// nextEvent returns the next event, failing the test if none comes in
+// time or the subscription ends.
+func nextEvent(t *testing.T, s *Subscription) Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	ev, err := s.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return ev
+}
+
+// describe is an event as the tests compare it.
+func describe(ev Event) string {
+	switch e := ev.(type) {
+	case Pub:
+		var v any
+		if err := e.DecodeData(&v); err != nil {
+			return fmt.Sprintf("pub %s %d undecodable: %v", e.Topic, e.Seq, err)
+		}
+		return fmt.Sprintf("pub %s %d %v", e.Topic, e.Seq, v)
+	case Subscribed:
+		return fmt.Sprintf("subscribed %s %d", e.Topic, e.Seq)
+	case Recovered:
+		if e.Gap {
+			return fmt.Sprintf("gap repaired %s from %d", e.Topic, e.From)
+		}
+		return fmt.Sprintf("recovered %s from %d missed %d", e.Topic, e.From, e.Missed)
+	case Reset:
+		return fmt.Sprintf("reset %s %d", e.Topic, e.Seq)
+	case Lag:
+		return fmt.Sprintf("lag %s %d", e.Topic, e.Seq)
+	case Resumed:
+		return fmt.Sprintf("resumed %s %d", e.Topic, e.Seq)
+	case Connected:
+		return "connected"
+	case Disconnected:
+		return fmt.Sprintf("disconnected %d", e.Code)
+	}
+	return fmt.Sprintf("%T", ev)
+}
+
+// expect reads events, leaving out Connected and Disconnected (how many
+// attempts a reconnect takes is the network's affair), and checks that
+// the next ones are want.
+func expect(t *testing.T, s *Subscription, want ...string) {
+	t.Helper()
+	var got []string
+	for len(got) < len(want) {
+		switch ev := nextEvent(t, s).(type) {
+		case Connected, Disconnected:
+		default:
+			got = append(got, describe(ev))
+			if got[len(got)-1] != want[len(got)-1] {
+				t.Fatalf("events %q, want %q", got, want)
+			}
+		}
+	}
+}
+
+// awaitDisconnected reads events until a Disconnected, which it returns.
+func awaitDisconnected(t *testing.T, s *Subscription) Disconnected {
+	t.Helper()
+	for {
+		switch ev := nextEvent(t, s).(type) {
+		case Disconnected:
+			return ev
+		case Connected:
+		default:
+			t.Fatalf("%s while waiting for the connection to end", describe(ev))
+		}
+	}
+}
+
+var testBackoff = WithBackoff(Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond})
+
+// TestSubscriptionRecoversAfterCut cuts the link under a subscription
+// and publishes while it cannot come back: once it can, the topic
+// continues with exactly what it missed, then live publications.
+func TestSubscriptionRecoversAfterCut(t *testing.T) {
+	noLeftovers(t)
+	n := startNode(t)
+	for _, p := range []Proto{WSJSON, WSMsgpack, TCP} {
+		t.Run(string(p), func(t *testing.T) {
+			topic := "cut." + strings.ReplaceAll(string(p), "-", "")
+			px := startProxy(t, n.target(p), p)
+			s := subscribeT(t, Config{Proto: p, Addr: px.addr()}, []string{topic}, testBackoff)
+			expect(t, s, "subscribed "+topic+" 0")
+			n.publish(t, topic, 10, 20, 30)
+			expect(t, s, "pub "+topic+" 1 10", "pub "+topic+" 2 20", "pub "+topic+" 3 30")
+
+			px.refuse(true)
+			px.cut()
+			awaitDisconnected(t, s)
+			n.publish(t, topic, 40, 50)
+			px.refuse(false)
+			expect(t, s, "recovered "+topic+" from 3 missed 2", "pub "+topic+" 4 40", "pub "+topic+" 5 50")
+			n.publish(t, topic, 60)
+			expect(t, s, "pub "+topic+" 6 60")
+			if st := s.Stats(); st.Reconnects < 1 || st.Recovered != 1 || st.Resets != 0 || st.GapsRepaired != 0 {
+				t.Errorf("stats %+v, want a reconnect, one recovery, no reset", st)
+			}
+		})
+	}
+}
+
+// TestSubscriptionResetWhenHistoryGone publishes more while the link is
+// cut than the server's history holds: the subscription cannot continue
+// and says so with a Reset, then goes on with what follows it.
+func TestSubscriptionResetWhenHistoryGone(t *testing.T) {
+	noLeftovers(t)
+	n := startNode(t, func(c *server.Config) { c.HistorySize = 5 })
+	px := startProxy(t, n.srv.TCPAddr(), TCP)
+	s := subscribeT(t, Config{Proto: TCP, Addr: px.addr()}, []string{"gone.a"}, testBackoff)
+	expect(t, s, "subscribed gone.a 0")
+	n.publish(t, "gone.a", 1, 2)
+	expect(t, s, "pub gone.a 1 1", "pub gone.a 2 2")
+	px.refuse(true)
+	px.cut()
+	awaitDisconnected(t, s)
+	n.publish(t, "gone.a", 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+	px.refuse(false)
+	expect(t, s, "reset gone.a 12")
+	n.publish(t, "gone.a", 13)
+	expect(t, s, "pub gone.a 13 13")
+	if st := s.Stats(); st.Resets != 1 || st.Recovered != 0 {
+		t.Errorf("stats %+v, want one reset and no recovery", st)
+	}
+}
+
+// TestSubscriptionResetAfterRestart restarts a server that keeps its
+// topics in memory: the topic's epoch is new, so the subscription gets a
+// Reset, and the publications of the new epoch after it.
+func TestSubscriptionResetAfterRestart(t *testing.T) {
+	noLeftovers(t)
+	n := startNode(t)
+	s := subscribeT(t, Config{Proto: WSJSON, Addr: n.addr(WSJSON)}, []string{"restart.a"}, testBackoff)
+	expect(t, s, "subscribed restart.a 0")
+	n.publish(t, "restart.a", 1, 2)
+	expect(t, s, "pub restart.a 1 1", "pub restart.a 2 2")
+	var old string
+	n.restart(t)
+	for old == "" {
+		switch ev := nextEvent(t, s).(type) {
+		case Reset:
+			if ev.Seq != 0 {
+				t.Fatalf("reset at %d, want 0: the new server has no publication", ev.Seq)
+			}
+			old = ev.Epoch
+		case Connected, Disconnected:
+		default:
+			t.Fatalf("%s, want a reset", describe(ev))
+		}
+	}
+	n.publish(t, "restart.a", 7)
+	ev := nextEvent(t, s)
+	if p, ok := ev.(Pub); !ok || p.Seq != 1 || p.Epoch != old {
+		t.Fatalf("%s (%+v), want publication 1 of the reset's epoch %s", describe(ev), ev, old)
+	}
+}
+
+// TestSubscriptionRepairsGap loses one publication on its way (a proxy
+// that drops the frame) and repeats another: the subscription sees the
+// hole, resubscribes from the last publication it delivered, and
+// delivers every seq once.
+func TestSubscriptionRepairsGap(t *testing.T) {
+	noLeftovers(t)
+	n := startNode(t)
+	for _, p := range []Proto{WSJSON, WSMsgpack, TCP} {
+		t.Run(string(p), func(t *testing.T) {
+			topic := "gap." + strings.ReplaceAll(string(p), "-", "")
+			px := startProxy(t, n.target(p), p)
+			var dropped atomic.Bool
+			px.setFilter(func(fr Frame) int {
+				m, err := Decode(fr.Payload, p.Msgpack())
+				if err != nil || m.Kind != KindPublication {
+					return 1
+				}
+				switch {
+				case m.Seq == 3 && !dropped.Swap(true):
+					return 0
+				case m.Seq == 5:
+					return 2
+				}
+				return 1
+			})
+			s := subscribeT(t, Config{Proto: p, Addr: px.addr()}, []string{topic}, testBackoff)
+			expect(t, s, "subscribed "+topic+" 0")
+			n.publish(t, topic, 1, 2, 3, 4)
+			expect(t, s, "pub "+topic+" 1 1", "pub "+topic+" 2 2", "gap repaired "+topic+" from 2", "pub "+topic+" 3 3", "pub "+topic+" 4 4")
+			n.publish(t, topic, 5, 6)
+			expect(t, s, "pub "+topic+" 5 5", "pub "+topic+" 6 6")
+			if st := s.Stats(); st.GapsRepaired != 1 || st.Duplicates != 1 || st.Reconnects != 0 {
+				t.Errorf("stats %+v, want one gap repaired and one duplicate dropped on one connection", st)
+			}
+		})
+	}
+}
+
+// TestSubscriptionIdle freezes the link: the server's heartbeats no
+// longer come, and the subscription drops the connection after its idle
+// timeout and continues on a new one. Before that, the heartbeats alone
+// keep a quiet connection up.
+func TestSubscriptionIdle(t *testing.T) {
+	noLeftovers(t)
+	const idle = 400 * time.Millisecond
+	n := startNode(t, func(c *server.Config) { c.Heartbeat = 50 * time.Millisecond })
+	for _, p := range []Proto{WSJSON, TCP} {
+		t.Run(string(p), func(t *testing.T) {
+			topic := "idle." + strings.ReplaceAll(string(p), "-", "")
+			px := startProxy(t, n.target(p), p)
+			s := subscribeT(t, Config{Proto: p, Addr: px.addr()}, []string{topic}, testBackoff, WithIdleTimeout(idle))
+			expect(t, s, "subscribed "+topic+" 0")
+			quiet, cancel := context.WithTimeout(context.Background(), 3*idle)
+			ev, err := s.Next(quiet)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%v %v while the server's heartbeats come: want nothing", ev, err)
+			}
+			px.freeze()
+			frozen := time.Now()
+			d := awaitDisconnected(t, s)
+			if took := time.Since(frozen); !errors.Is(d.Err, ErrIdle) || took < idle-50*time.Millisecond || took > idle+time.Second {
+				t.Fatalf("disconnected after %v with %v, want ErrIdle after the idle timeout %v", took, d.Err, idle)
+			}
+			expect(t, s, "recovered "+topic+" from 0 missed 0")
+			n.publish(t, topic, 1)
+			expect(t, s, "pub "+topic+" 1 1")
+		})
+	}
+}
+
+// mintToken makes an HS256 token that expires in life.
+func mintToken(t *testing.T, secret string, life time.Duration) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "42", "exp": time.Now().Add(life).Unix(),
+	}).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestSubscriptionRefreshesToken holds a subscription longer than its
+// tokens live: with a TokenFunc it refreshes them in time and the server
+// never closes it; with a fixed token the server closes it at expiry
+// (4002), and the expired token is then refused for good.
+func TestSubscriptionRefreshesToken(t *testing.T) {
+	noLeftovers(t)
+	const secret, life = "s3cret", 3 * time.Second
+	n := startNode(t, func(c *server.Config) { c.JWTSecret = secret })
+	t.Run("refreshed", func(t *testing.T) {
+		t.Parallel()
+		var calls atomic.Int32
+		s := subscribeT(t, Config{Proto: TCP, Addr: n.addr(TCP)}, []string{"tok.a"}, testBackoff,
+			WithTokenFunc(func(context.Context) (string, error) {
+				calls.Add(1)
+				return mintToken(t, secret, life), nil
+			}))
+		ev := nextEvent(t, s)
+		c, ok := ev.(Connected)
+		if !ok || c.User != "42" || time.Until(c.Expires) > life {
+			t.Fatalf("%+v, want Connected as user 42 with the token's expiry", ev)
+		}
+		expect(t, s, "subscribed tok.a 0")
+		// Past the first token's expiry, and then some.
+		end := c.Expires.Add(life / 2)
+		for i := 1; time.Now().Before(end); i++ {
+			n.publish(t, "tok.a", i)
+			expect(t, s, fmt.Sprintf("pub tok.a %d %d", i, i))
+			time.Sleep(250 * time.Millisecond)
+		}
+		if got := calls.Load(); got < 3 {
+			t.Errorf("TokenFunc called %d times, want the first token and at least two refreshes", got)
+		}
+		if st := s.Stats(); st.Reconnects != 0 {
+			t.Errorf("stats %+v, want no reconnect", st)
+		}
+	})
+	t.Run("fixed token expires", func(t *testing.T) {
+		t.Parallel()
+		s := subscribeT(t, Config{Proto: WSJSON, Addr: n.addr(WSJSON)}, []string{"tok.b"}, testBackoff,
+			WithToken(mintToken(t, secret, life)))
+		if ev := nextEvent(t, s); describe(ev) != "connected" {
+			t.Fatalf("%s, want connected", describe(ev))
+		}
+		expect(t, s, "subscribed tok.b 0")
+		ctx, cancel := context.WithTimeout(context.Background(), life+waitFor)
+		defer cancel()
+		ev, err := s.Next(ctx)
+		if d, ok := ev.(Disconnected); !ok || d.Code != 4002 {
+			t.Fatalf("%+v %v, want a disconnect with 4002 token expired", ev, err)
+		}
+		for {
+			ev, err := s.Next(ctx)
+			if err != nil {
+				var ce *codec.Error
+				if !errors.As(err, &ce) || ce.Code != 401 || !strings.Contains(err.Error(), "auth refused: 401") {
+					t.Fatalf("Next: %v, want auth refused 401", err)
+				}
+				break
+			}
+			if _, ok := ev.(Connected); ok {
+				t.Fatalf("connected with an expired token")
+			}
+		}
+	})
+}
+
+// TestSubscriptionRefused: a sub the server refuses for good ends the
+// subscription at once with the server's error, without reconnecting.
+func TestSubscriptionRefused(t *testing.T) {
+	noLeftovers(t)
+	n := startNode(t)
+	s := subscribeT(t, Config{Proto: WSMsgpack, Addr: n.addr(WSMsgpack)}, []string{"priv.orders.42"}, testBackoff)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	var got []string
+	for {
+		ev, err := s.Next(ctx)
+		if err != nil {
+			var ce *codec.Error
+			if !errors.As(err, &ce) || ce.Code != 401 || !strings.HasPrefix(err.Error(), "sub refused: 401") {
+				t.Fatalf("Next: %v, want sub refused: 401", err)
+			}
+			break
+		}
+		got = append(got, describe(ev))
+	}
+	if !slices.Equal(got, []string{"connected"}) || s.Stats().Reconnects != 0 {
+		t.Fatalf("events %q, stats %+v: want one connection and no retry", got, s.Stats())
+	}
+	if _, err := s.Next(ctx); err == nil {
+		t.Fatal("Next after the end: no error")
+	}
+}
+
+// TestSubscribeBadArguments: what cannot work is refused at once.
+func TestSubscribeBadArguments(t *testing.T) {
+	noLeftovers(t)
+	for _, tc := range []struct {
+		topics []string
+		opts   []Option
+		want   string
+	}{
+		{nil, nil, "no topics"},
+		{[]string{"a..b"}, nil, `"a..b"`},
+		{[]string{"a"}, []Option{WithSince("b", Position{E: "e", S: 1})}, `since of "b"`},
+		{[]string{"a"}, []Option{WithConflate("x..y")}, "conflate"},
+	} {
+		if _, err := Subscribe(Config{Addr: "127.0.0.1:1"}, tc.topics, tc.opts...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Subscribe(%q): %v, want an error with %q", tc.topics, err, tc.want)
+		}
+	}
+}
+
+// TestSubscriptionCloseWhileWaiting closes a subscription whose server
+// is not there: Close ends the waits between attempts at once.
+func TestSubscriptionCloseWhileWaiting(t *testing.T) {
+	noLeftovers(t)
+	s := subscribeT(t, Config{Proto: TCP, Addr: "127.0.0.1:1"}, []string{"a"},
+		WithBackoff(Backoff{Min: time.Hour, Max: time.Hour, Jitter: NoJitter}))
+	d := awaitDisconnected(t, s)
+	if d.Retry != time.Hour || d.Err == nil {
+		t.Fatalf("%+v, want the dial error and a retry in 1h", d)
+	}
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(waitFor):
+		t.Fatal("Close still waiting")
+	}
+	if _, err := s.Next(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Next after Close: %v, want ErrClosed", err)
+	}
+}
