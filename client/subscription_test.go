@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -16,85 +14,45 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tickfan/tickfan/codec"
+	"github.com/tickfan/tickfan/internal/servertest"
 	"github.com/tickfan/tickfan/server"
 )
 
-// node is an in-process server that can be restarted on the same ports.
-type node struct {
-	cfg server.Config
-	srv *server.Server
-}
-
-// startNode starts a server on loopback ports the OS picks, open to
-// anonymous publishing; mods change its config.
-func startNode(t *testing.T, mods ...func(*server.Config)) *node {
+// startNode starts a server open to anonymous publishing, with
+// heartbeats too rare to matter unless mods say otherwise.
+func startNode(t *testing.T, mods ...func(*server.Config)) *servertest.Node {
 	t.Helper()
 	cfg := server.Config{
-		WSAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		AnonymousPub: ">", Loops: 1, CmdRate: 1_000_000,
+		AnonymousPub: ">", CmdRate: 1_000_000,
 		Heartbeat: time.Minute, IdleTimeout: 5 * time.Minute, DrainTimeout: waitFor,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for _, mod := range mods {
 		mod(&cfg)
 	}
-	n := &node{cfg: cfg}
-	n.start(t)
-	t.Cleanup(func() { n.stop(t) })
-	return n
+	return servertest.Start(t, cfg)
 }
 
-func (n *node) start(t *testing.T) {
-	t.Helper()
-	srv, err := server.New(n.cfg)
-	if err == nil {
-		err = srv.Start()
-	}
-	if err != nil {
-		t.Fatalf("start the server: %v", err)
-	}
-	n.srv = srv
-	// A restart binds the same ports.
-	n.cfg.WSAddr, n.cfg.TCPAddr, n.cfg.HTTPAddr = srv.WSAddr(), srv.TCPAddr(), srv.HTTPAddr()
-}
-
-func (n *node) stop(t *testing.T) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*waitFor)
-	defer cancel()
-	if err := n.srv.Shutdown(ctx); err != nil {
-		t.Errorf("shut the server down: %v", err)
-	}
-}
-
-// restart stops the server and starts a new one on the same ports.
-func (n *node) restart(t *testing.T) {
-	t.Helper()
-	n.stop(t)
-	n.start(t)
-}
-
-// addr is the server's address for p.
-func (n *node) addr(p Proto) string {
+// addr is the server's address for p, as Config.Addr wants it.
+func addr(n *servertest.Node, p Proto) string {
 	if p.WebSocket() {
-		return "ws://" + n.srv.WSAddr() + "/ws"
+		return n.WSURL()
 	}
-	return n.srv.TCPAddr()
+	return n.Srv.TCPAddr()
 }
 
 // target is the server's host:port for p, for a proxy.
-func (n *node) target(p Proto) string {
+func target(n *servertest.Node, p Proto) string {
 	if p.WebSocket() {
-		return n.srv.WSAddr()
+		return n.Srv.WSAddr()
 	}
-	return n.srv.TCPAddr()
+	return n.Srv.TCPAddr()
 }
 
 // publish publishes the values to a topic, in order, with the pub command
 // of a connection of its own, and returns the seq of the last.
-func (n *node) publish(t *testing.T, topic string, values ...int) uint64 {
+func publish(t *testing.T, n *servertest.Node, topic string, values ...int) uint64 {
 	t.Helper()
-	c := dialT(t, Config{Proto: TCP, Addr: n.srv.TCPAddr()})
+	c := dialT(t, Config{Proto: TCP, Addr: n.Srv.TCPAddr()})
 	defer c.Close()
 	var last uint64
 	for i, v := range values {
@@ -235,19 +193,19 @@ func TestSubscriptionRecoversAfterCut(t *testing.T) {
 	for _, p := range []Proto{WSJSON, WSMsgpack, TCP} {
 		t.Run(string(p), func(t *testing.T) {
 			topic := "cut." + strings.ReplaceAll(string(p), "-", "")
-			px := startProxy(t, n.target(p), p)
+			px := startProxy(t, target(n, p), p)
 			s := subscribeT(t, Config{Proto: p, Addr: px.addr()}, []string{topic}, testBackoff)
 			expect(t, s, "subscribed "+topic+" 0")
-			n.publish(t, topic, 10, 20, 30)
+			publish(t, n, topic, 10, 20, 30)
 			expect(t, s, "pub "+topic+" 1 10", "pub "+topic+" 2 20", "pub "+topic+" 3 30")
 
 			px.refuse(true)
 			px.cut()
 			awaitDisconnected(t, s)
-			n.publish(t, topic, 40, 50)
+			publish(t, n, topic, 40, 50)
 			px.refuse(false)
 			expect(t, s, "recovered "+topic+" from 3 missed 2", "pub "+topic+" 4 40", "pub "+topic+" 5 50")
-			n.publish(t, topic, 60)
+			publish(t, n, topic, 60)
 			expect(t, s, "pub "+topic+" 6 60")
 			if st := s.Stats(); st.Reconnects < 1 || st.Recovered != 1 || st.Resets != 0 || st.GapsRepaired != 0 {
 				t.Errorf("stats %+v, want a reconnect, one recovery, no reset", st)
@@ -262,18 +220,18 @@ func TestSubscriptionRecoversAfterCut(t *testing.T) {
 func TestSubscriptionResetWhenHistoryGone(t *testing.T) {
 	noLeftovers(t)
 	n := startNode(t, func(c *server.Config) { c.HistorySize = 5 })
-	px := startProxy(t, n.srv.TCPAddr(), TCP)
+	px := startProxy(t, n.Srv.TCPAddr(), TCP)
 	s := subscribeT(t, Config{Proto: TCP, Addr: px.addr()}, []string{"gone.a"}, testBackoff)
 	expect(t, s, "subscribed gone.a 0")
-	n.publish(t, "gone.a", 1, 2)
+	publish(t, n, "gone.a", 1, 2)
 	expect(t, s, "pub gone.a 1 1", "pub gone.a 2 2")
 	px.refuse(true)
 	px.cut()
 	awaitDisconnected(t, s)
-	n.publish(t, "gone.a", 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+	publish(t, n, "gone.a", 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
 	px.refuse(false)
 	expect(t, s, "reset gone.a 12")
-	n.publish(t, "gone.a", 13)
+	publish(t, n, "gone.a", 13)
 	expect(t, s, "pub gone.a 13 13")
 	if st := s.Stats(); st.Resets != 1 || st.Recovered != 0 {
 		t.Errorf("stats %+v, want one reset and no recovery", st)
@@ -286,12 +244,12 @@ func TestSubscriptionResetWhenHistoryGone(t *testing.T) {
 func TestSubscriptionResetAfterRestart(t *testing.T) {
 	noLeftovers(t)
 	n := startNode(t)
-	s := subscribeT(t, Config{Proto: WSJSON, Addr: n.addr(WSJSON)}, []string{"restart.a"}, testBackoff)
+	s := subscribeT(t, Config{Proto: WSJSON, Addr: addr(n, WSJSON)}, []string{"restart.a"}, testBackoff)
 	expect(t, s, "subscribed restart.a 0")
-	n.publish(t, "restart.a", 1, 2)
+	publish(t, n, "restart.a", 1, 2)
 	expect(t, s, "pub restart.a 1 1", "pub restart.a 2 2")
 	var old string
-	n.restart(t)
+	n.Restart()
 	for old == "" {
 		switch ev := nextEvent(t, s).(type) {
 		case Reset:
@@ -304,7 +262,7 @@ func TestSubscriptionResetAfterRestart(t *testing.T) {
 			t.Fatalf("%s, want a reset", describe(ev))
 		}
 	}
-	n.publish(t, "restart.a", 7)
+	publish(t, n, "restart.a", 7)
 	ev := nextEvent(t, s)
 	if p, ok := ev.(Pub); !ok || p.Seq != 1 || p.Epoch != old {
 		t.Fatalf("%s (%+v), want publication 1 of the reset's epoch %s", describe(ev), ev, old)
@@ -321,7 +279,7 @@ func TestSubscriptionRepairsGap(t *testing.T) {
 	for _, p := range []Proto{WSJSON, WSMsgpack, TCP} {
 		t.Run(string(p), func(t *testing.T) {
 			topic := "gap." + strings.ReplaceAll(string(p), "-", "")
-			px := startProxy(t, n.target(p), p)
+			px := startProxy(t, target(n, p), p)
 			var dropped atomic.Bool
 			px.setFilter(func(fr Frame) int {
 				m, err := Decode(fr.Payload, p.Msgpack())
@@ -338,9 +296,9 @@ func TestSubscriptionRepairsGap(t *testing.T) {
 			})
 			s := subscribeT(t, Config{Proto: p, Addr: px.addr()}, []string{topic}, testBackoff)
 			expect(t, s, "subscribed "+topic+" 0")
-			n.publish(t, topic, 1, 2, 3, 4)
+			publish(t, n, topic, 1, 2, 3, 4)
 			expect(t, s, "pub "+topic+" 1 1", "pub "+topic+" 2 2", "gap repaired "+topic+" from 2", "pub "+topic+" 3 3", "pub "+topic+" 4 4")
-			n.publish(t, topic, 5, 6)
+			publish(t, n, topic, 5, 6)
 			expect(t, s, "pub "+topic+" 5 5", "pub "+topic+" 6 6")
 			if st := s.Stats(); st.GapsRepaired != 1 || st.Duplicates != 1 || st.Reconnects != 0 {
 				t.Errorf("stats %+v, want one gap repaired and one duplicate dropped on one connection", st)
@@ -360,7 +318,7 @@ func TestSubscriptionIdle(t *testing.T) {
 	for _, p := range []Proto{WSJSON, TCP} {
 		t.Run(string(p), func(t *testing.T) {
 			topic := "idle." + strings.ReplaceAll(string(p), "-", "")
-			px := startProxy(t, n.target(p), p)
+			px := startProxy(t, target(n, p), p)
 			s := subscribeT(t, Config{Proto: p, Addr: px.addr()}, []string{topic}, testBackoff, WithIdleTimeout(idle))
 			expect(t, s, "subscribed "+topic+" 0")
 			quiet, cancel := context.WithTimeout(context.Background(), 3*idle)
@@ -376,7 +334,7 @@ func TestSubscriptionIdle(t *testing.T) {
 				t.Fatalf("disconnected after %v with %v, want ErrIdle after the idle timeout %v", took, d.Err, idle)
 			}
 			expect(t, s, "recovered "+topic+" from 0 missed 0")
-			n.publish(t, topic, 1)
+			publish(t, n, topic, 1)
 			expect(t, s, "pub "+topic+" 1 1")
 		})
 	}
@@ -405,7 +363,7 @@ func TestSubscriptionRefreshesToken(t *testing.T) {
 	t.Run("refreshed", func(t *testing.T) {
 		t.Parallel()
 		var calls atomic.Int32
-		s := subscribeT(t, Config{Proto: TCP, Addr: n.addr(TCP)}, []string{"tok.a"}, testBackoff,
+		s := subscribeT(t, Config{Proto: TCP, Addr: addr(n, TCP)}, []string{"tok.a"}, testBackoff,
 			WithTokenFunc(func(context.Context) (string, error) {
 				calls.Add(1)
 				return mintToken(t, secret, life), nil
@@ -419,7 +377,7 @@ func TestSubscriptionRefreshesToken(t *testing.T) {
 		// Past the first token's expiry, and then some.
 		end := c.Expires.Add(life / 2)
 		for i := 1; time.Now().Before(end); i++ {
-			n.publish(t, "tok.a", i)
+			publish(t, n, "tok.a", i)
 			expect(t, s, fmt.Sprintf("pub tok.a %d %d", i, i))
 			time.Sleep(250 * time.Millisecond)
 		}
@@ -432,7 +390,7 @@ func TestSubscriptionRefreshesToken(t *testing.T) {
 	})
 	t.Run("fixed token expires", func(t *testing.T) {
 		t.Parallel()
-		s := subscribeT(t, Config{Proto: WSJSON, Addr: n.addr(WSJSON)}, []string{"tok.b"}, testBackoff,
+		s := subscribeT(t, Config{Proto: WSJSON, Addr: addr(n, WSJSON)}, []string{"tok.b"}, testBackoff,
 			WithToken(mintToken(t, secret, life)))
 		if ev := nextEvent(t, s); describe(ev) != "connected" {
 			t.Fatalf("%s, want connected", describe(ev))
@@ -465,7 +423,7 @@ func TestSubscriptionRefreshesToken(t *testing.T) {
 func TestSubscriptionRefused(t *testing.T) {
 	noLeftovers(t)
 	n := startNode(t)
-	s := subscribeT(t, Config{Proto: WSMsgpack, Addr: n.addr(WSMsgpack)}, []string{"priv.orders.42"}, testBackoff)
+	s := subscribeT(t, Config{Proto: WSMsgpack, Addr: addr(n, WSMsgpack)}, []string{"priv.orders.42"}, testBackoff)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	var got []string
