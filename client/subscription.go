@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -195,7 +196,7 @@ func Subscribe(cfg Config, topics []string, opts ...Option) (*Subscription, erro
 // Next returns the next event, waiting for it until ctx ends. Once the
 // subscription has ended it returns the events still queued, then why it
 // ended: ErrClosed after Close; a refused auth or sub (401, 403, 400: a
-// wrapped *codec.Error) or a close that asks not to come back (4003,
+// *RefusedError) or a close that asks not to come back (4003,
 // 4004: a wrapped *CloseError), which reconnecting would only repeat;
 // with WithoutReconnect, whatever ended the connection. Only one
 // goroutine at a time may call Next.
@@ -474,10 +475,23 @@ func (cs *connection) resubscribe(t string, st *topicState) error {
 		func(id uint64) error { return cs.c.Subscribe(id, topics, since) })
 }
 
+// RefusedError is a command of the subscription that the server refused
+// (an auth, a sub), with its PROTOCOL.md code.
+type RefusedError struct {
+	Op  string
+	Err *codec.Error
+}
+
+func (e *RefusedError) Error() string {
+	return e.Op + " refused: " + strconv.Itoa(e.Err.Code) + " " + e.Err.Msg
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
 // refusal is the error of a refused command: permanent unless the code
 // says it may pass (429 rate or limit, 500, 503 backend down).
 func refusal(op string, e *codec.Error) error {
-	err := fmt.Errorf("%s refused: %d %s: %w", op, e.Code, e.Msg, e)
+	err := &RefusedError{Op: op, Err: e}
 	switch e.Code {
 	case codec.CodeTooMany, codec.CodeInternal, codec.CodeUnavailable:
 		return err
