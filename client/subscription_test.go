@@ -50,21 +50,33 @@ func target(n *servertest.Node, p Proto) string {
 
 // publish publishes the values to a topic, in order, with the pub command
 // of a connection of its own, and returns the seq of the last.
-func publish(t *testing.T, n *servertest.Node, topic string, values ...int) uint64 {
+func publish(t *testing.T, n *servertest.Node, topic string, values ...any) uint64 {
 	t.Helper()
 	c := dialT(t, Config{Proto: TCP, Addr: n.Srv.TCPAddr()})
 	defer c.Close()
+	// In windows of a few commands, each written at once and then
+	// answered: the producer's own outbox never passes its high-water
+	// mark, however small a test makes it.
+	const window = 16
 	var last uint64
-	for i, v := range values {
-		if err := c.Publish(uint64(i+1), topic, data(t, TCP, v), false); err != nil {
+	var b []byte
+	for start := 0; start < len(values); start += window {
+		end := min(start+window, len(values))
+		b = b[:0]
+		for i := start; i < end; i++ {
+			b = TCP.AppendPub(b, uint64(i+1), topic, data(t, TCP, values[i]), false)
+		}
+		if err := c.Write(b); err != nil {
 			t.Fatal(err)
 		}
-		m := reply(t, c, uint64(i+1))
-		var pos Position
-		if m.Err != nil || m.DecodeRes(&pos) != nil {
-			t.Fatalf("pub %s %d: %+v", topic, v, m)
+		for i := start; i < end; i++ {
+			m := reply(t, c, uint64(i+1))
+			var pos Position
+			if m.Err != nil || m.DecodeRes(&pos) != nil {
+				t.Fatalf("pub %s %d: %+v", topic, i+1, m)
+			}
+			last = pos.S
 		}
-		last = pos.S
 	}
 	return last
 }
@@ -307,6 +319,52 @@ func TestSubscriptionRepairsGap(t *testing.T) {
 	}
 }
 
+// TestSubscriptionLagResumes lets the user stop reading: the
+// subscription's queue fills, it stops reading its socket, and the
+// server, its outbox for the client past the high-water mark, sends lag
+// and stops pushing. When the user reads again the server resumes from
+// its history by itself, and every publication arrives once, in order.
+func TestSubscriptionLagResumes(t *testing.T) {
+	noLeftovers(t)
+	const count = 3000
+	n := startNode(t, func(c *server.Config) { c.OutboxMsgs, c.OutboxBytes, c.HistorySize = 64, 64<<10, 10_000 })
+	s := subscribeT(t, Config{Proto: TCP, Addr: addr(n, TCP), RcvBuf: 4096}, []string{"lag.a"},
+		testBackoff, WithEventBuffer(1))
+	expect(t, s, "subscribed lag.a 0")
+	pad := strings.Repeat("x", 2000)
+	values := make([]any, count)
+	for i := range values {
+		values[i] = pad
+	}
+	publish(t, n, "lag.a", values...)
+	var want uint64 = 1
+	lags, resumed := 0, 0
+	for want <= count {
+		switch ev := nextEvent(t, s).(type) {
+		case Pub:
+			if ev.Seq != want {
+				t.Fatalf("publication %d, want %d", ev.Seq, want)
+			}
+			want++
+		case Lag:
+			if ev.Seq != want-1 {
+				t.Fatalf("lag at %d, want the last seq delivered, %d", ev.Seq, want-1)
+			}
+			lags++
+		case Resumed:
+			if ev.Seq != want-1 {
+				t.Fatalf("resumed at %d, want %d", ev.Seq, want-1)
+			}
+			resumed++
+		default:
+			t.Fatalf("%s among the publications", describe(ev))
+		}
+	}
+	if lags == 0 || resumed != lags || s.Stats().Lags != int64(lags) {
+		t.Fatalf("%d lags, %d resumed, stats %+v: want the server to have lagged and resumed", lags, resumed, s.Stats())
+	}
+}
+
 // TestSubscriptionIdle freezes the link: the server's heartbeats no
 // longer come, and the subscription drops the connection after its idle
 // timeout and continues on a new one. Before that, the heartbeats alone
@@ -353,8 +411,8 @@ func mintToken(t *testing.T, secret string, life time.Duration) string {
 }
 
 // TestSubscriptionRefreshesToken holds a subscription longer than its
-// tokens live: with a TokenFunc it refreshes them in time and the server
-// never closes it; with a fixed token the server closes it at expiry
+// tokens live: with a TokenFunc it refreshes them in time, retrying a
+// refresh whose token could not be had, and the server never closes it; with a fixed token the server closes it at expiry
 // (4002), and the expired token is then refused for good.
 func TestSubscriptionRefreshesToken(t *testing.T) {
 	noLeftovers(t)
@@ -365,7 +423,9 @@ func TestSubscriptionRefreshesToken(t *testing.T) {
 		var calls atomic.Int32
 		s := subscribeT(t, Config{Proto: TCP, Addr: addr(n, TCP)}, []string{"tok.a"}, testBackoff,
 			WithTokenFunc(func(context.Context) (string, error) {
-				calls.Add(1)
+				if calls.Add(1) == 2 {
+					return "", errors.New("the token service is down for a moment")
+				}
 				return mintToken(t, secret, life), nil
 			}))
 		ev := nextEvent(t, s)
@@ -381,8 +441,8 @@ func TestSubscriptionRefreshesToken(t *testing.T) {
 			expect(t, s, fmt.Sprintf("pub tok.a %d %d", i, i))
 			time.Sleep(250 * time.Millisecond)
 		}
-		if got := calls.Load(); got < 3 {
-			t.Errorf("TokenFunc called %d times, want the first token and at least two refreshes", got)
+		if got := calls.Load(); got < 4 {
+			t.Errorf("TokenFunc called %d times, want the first token, a refresh that failed, its retry and the next refresh", got)
 		}
 		if st := s.Stats(); st.Reconnects != 0 {
 			t.Errorf("stats %+v, want no reconnect", st)
@@ -485,4 +545,27 @@ func TestSubscriptionCloseWhileWaiting(t *testing.T) {
 	if _, err := s.Next(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Next after Close: %v, want ErrClosed", err)
 	}
+}
+
+// TestSubscriptionDrain: a draining server's 4007 asks the client to
+// come back (to another node, or to this one once it is back), so the
+// subscription keeps trying until a server is there again.
+func TestSubscriptionDrain(t *testing.T) {
+	noLeftovers(t)
+	n := startNode(t)
+	s := subscribeT(t, Config{Proto: WSJSON, Addr: addr(n, WSJSON)}, []string{"drain.a"}, testBackoff)
+	expect(t, s, "subscribed drain.a 0")
+	publish(t, n, "drain.a", 1)
+	expect(t, s, "pub drain.a 1 1")
+	drained := make(chan struct{})
+	go func() {
+		n.Srv.Drain()
+		close(drained)
+	}()
+	if d := awaitDisconnected(t, s); d.Code != 4007 {
+		t.Fatalf("disconnected %+v, want code 4007", d)
+	}
+	<-drained
+	n.Restart()
+	expect(t, s, "reset drain.a 0")
 }

@@ -150,3 +150,22 @@ func TestSubResetAcrossRestartInMemory(t *testing.T) {
 		t.Fatalf("exit %d after -n 3, want 0; stderr %q", code, r.errs.String())
 	}
 }
+
+// TestSubNoReconnect: with --reconnect=false the end of the connection
+// ends sub with exit 1 and one line saying why, as before sub reconnected.
+func TestSubNoReconnect(t *testing.T) {
+	a := servertest.Start(t, server.Config{APIKey: testAPIKey})
+	r := startSub(t, "--url", a.WSURL(), "--reconnect=false", "noreconnect.a")
+	r.until(t, "subscribed")
+	a.Stop()
+	if code := r.exit(t); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	// Nothing more was printed: the connection's end is the error.
+	if l, ok := <-r.lines; ok {
+		t.Fatalf("line %q after the server stopped", l)
+	}
+	if got := r.errs.String(); !strings.HasPrefix(got, "tickfan sub: ") || strings.Count(got, "\n") != 1 {
+		t.Fatalf("stderr %q, want one line saying why sub ended", got)
+	}
+}
