@@ -92,6 +92,22 @@ func subscribeT(t *testing.T, cfg Config, topics []string, opts ...Option) *Subs
 	return s
 }
 
+// subscribeFilled subscribes to a topic never published, publishes 1 to
+// k to it, and checks that the subscription starts at 0 and delivers
+// them.
+func subscribeFilled(t *testing.T, n *servertest.Node, cfg Config, topic string, k int) *Subscription {
+	t.Helper()
+	s := subscribeT(t, cfg, []string{topic}, testBackoff)
+	expect(t, s, "subscribed "+topic+" 0")
+	values, want := make([]any, k), make([]string, k)
+	for i := range k {
+		values[i], want[i] = i+1, fmt.Sprintf("pub %s %d %d", topic, i+1, i+1)
+	}
+	publish(t, n, topic, values...)
+	expect(t, s, want...)
+	return s
+}
+
 // noLeftovers checks, when the test and its subtests have ended and
 // their subscriptions were closed, that no goroutine of a subscription is
 // left behind.
@@ -194,6 +210,14 @@ func awaitDisconnected(t *testing.T, s *Subscription) Disconnected {
 	}
 }
 
+// across runs f over each of protos, as a subtest whose topic is
+// prefix.<proto> (a topic of its own).
+func across(t *testing.T, protos []Proto, prefix string, f func(t *testing.T, p Proto, topic string)) {
+	for _, p := range protos {
+		t.Run(string(p), func(t *testing.T) { f(t, p, prefix+"."+strings.ReplaceAll(string(p), "-", "")) })
+	}
+}
+
 var testBackoff = WithBackoff(Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond})
 
 // TestSubscriptionRecoversAfterCut cuts the link under a subscription
@@ -202,28 +226,22 @@ var testBackoff = WithBackoff(Backoff{Min: 10 * time.Millisecond, Max: 100 * tim
 func TestSubscriptionRecoversAfterCut(t *testing.T) {
 	noLeftovers(t)
 	n := startNode(t)
-	for _, p := range []Proto{WSJSON, WSMsgpack, TCP} {
-		t.Run(string(p), func(t *testing.T) {
-			topic := "cut." + strings.ReplaceAll(string(p), "-", "")
-			px := startProxy(t, target(n, p), p)
-			s := subscribeT(t, Config{Proto: p, Addr: px.addr()}, []string{topic}, testBackoff)
-			expect(t, s, "subscribed "+topic+" 0")
-			publish(t, n, topic, 10, 20, 30)
-			expect(t, s, "pub "+topic+" 1 10", "pub "+topic+" 2 20", "pub "+topic+" 3 30")
+	across(t, []Proto{WSJSON, WSMsgpack, TCP}, "cut", func(t *testing.T, p Proto, topic string) {
+		px := startProxy(t, target(n, p), p)
+		s := subscribeFilled(t, n, Config{Proto: p, Addr: px.addr()}, topic, 3)
 
-			px.refuse(true)
-			px.cut()
-			awaitDisconnected(t, s)
-			publish(t, n, topic, 40, 50)
-			px.refuse(false)
-			expect(t, s, "recovered "+topic+" from 3 missed 2", "pub "+topic+" 4 40", "pub "+topic+" 5 50")
-			publish(t, n, topic, 60)
-			expect(t, s, "pub "+topic+" 6 60")
-			if st := s.Stats(); st.Reconnects < 1 || st.Recovered != 1 || st.Resets != 0 || st.GapsRepaired != 0 {
-				t.Errorf("stats %+v, want a reconnect, one recovery, no reset", st)
-			}
-		})
-	}
+		px.refuse(true)
+		px.cut()
+		awaitDisconnected(t, s)
+		publish(t, n, topic, 4, 5)
+		px.refuse(false)
+		expect(t, s, "recovered "+topic+" from 3 missed 2", "pub "+topic+" 4 4", "pub "+topic+" 5 5")
+		publish(t, n, topic, 6)
+		expect(t, s, "pub "+topic+" 6 6")
+		if st := s.Stats(); st.Reconnects < 1 || st.Recovered != 1 || st.Resets != 0 || st.GapsRepaired != 0 {
+			t.Errorf("stats %+v, want a reconnect, one recovery, no reset", st)
+		}
+	})
 }
 
 // TestSubscriptionResetWhenHistoryGone publishes more while the link is
@@ -233,10 +251,7 @@ func TestSubscriptionResetWhenHistoryGone(t *testing.T) {
 	noLeftovers(t)
 	n := startNode(t, func(c *server.Config) { c.HistorySize = 5 })
 	px := startProxy(t, n.Srv.TCPAddr(), TCP)
-	s := subscribeT(t, Config{Proto: TCP, Addr: px.addr()}, []string{"gone.a"}, testBackoff)
-	expect(t, s, "subscribed gone.a 0")
-	publish(t, n, "gone.a", 1, 2)
-	expect(t, s, "pub gone.a 1 1", "pub gone.a 2 2")
+	s := subscribeFilled(t, n, Config{Proto: TCP, Addr: px.addr()}, "gone.a", 2)
 	px.refuse(true)
 	px.cut()
 	awaitDisconnected(t, s)
@@ -256,10 +271,7 @@ func TestSubscriptionResetWhenHistoryGone(t *testing.T) {
 func TestSubscriptionResetAfterRestart(t *testing.T) {
 	noLeftovers(t)
 	n := startNode(t)
-	s := subscribeT(t, Config{Proto: WSJSON, Addr: addr(n, WSJSON)}, []string{"restart.a"}, testBackoff)
-	expect(t, s, "subscribed restart.a 0")
-	publish(t, n, "restart.a", 1, 2)
-	expect(t, s, "pub restart.a 1 1", "pub restart.a 2 2")
+	s := subscribeFilled(t, n, Config{Proto: WSJSON, Addr: addr(n, WSJSON)}, "restart.a", 2)
 	var old string
 	n.Restart()
 	for old == "" {
@@ -288,35 +300,32 @@ func TestSubscriptionResetAfterRestart(t *testing.T) {
 func TestSubscriptionRepairsGap(t *testing.T) {
 	noLeftovers(t)
 	n := startNode(t)
-	for _, p := range []Proto{WSJSON, WSMsgpack, TCP} {
-		t.Run(string(p), func(t *testing.T) {
-			topic := "gap." + strings.ReplaceAll(string(p), "-", "")
-			px := startProxy(t, target(n, p), p)
-			var dropped atomic.Bool
-			px.setFilter(func(fr Frame) int {
-				m, err := Decode(fr.Payload, p.Msgpack())
-				if err != nil || m.Kind != KindPublication {
-					return 1
-				}
-				switch {
-				case m.Seq == 3 && !dropped.Swap(true):
-					return 0
-				case m.Seq == 5:
-					return 2
-				}
+	across(t, []Proto{WSJSON, WSMsgpack, TCP}, "gap", func(t *testing.T, p Proto, topic string) {
+		px := startProxy(t, target(n, p), p)
+		var dropped atomic.Bool
+		px.setFilter(func(fr Frame) int {
+			m, err := Decode(fr.Payload, p.Msgpack())
+			if err != nil || m.Kind != KindPublication {
 				return 1
-			})
-			s := subscribeT(t, Config{Proto: p, Addr: px.addr()}, []string{topic}, testBackoff)
-			expect(t, s, "subscribed "+topic+" 0")
-			publish(t, n, topic, 1, 2, 3, 4)
-			expect(t, s, "pub "+topic+" 1 1", "pub "+topic+" 2 2", "gap repaired "+topic+" from 2", "pub "+topic+" 3 3", "pub "+topic+" 4 4")
-			publish(t, n, topic, 5, 6)
-			expect(t, s, "pub "+topic+" 5 5", "pub "+topic+" 6 6")
-			if st := s.Stats(); st.GapsRepaired != 1 || st.Duplicates != 1 || st.Reconnects != 0 {
-				t.Errorf("stats %+v, want one gap repaired and one duplicate dropped on one connection", st)
 			}
+			switch {
+			case m.Seq == 3 && !dropped.Swap(true):
+				return 0
+			case m.Seq == 5:
+				return 2
+			}
+			return 1
 		})
-	}
+		s := subscribeT(t, Config{Proto: p, Addr: px.addr()}, []string{topic}, testBackoff)
+		expect(t, s, "subscribed "+topic+" 0")
+		publish(t, n, topic, 1, 2, 3, 4)
+		expect(t, s, "pub "+topic+" 1 1", "pub "+topic+" 2 2", "gap repaired "+topic+" from 2", "pub "+topic+" 3 3", "pub "+topic+" 4 4")
+		publish(t, n, topic, 5, 6)
+		expect(t, s, "pub "+topic+" 5 5", "pub "+topic+" 6 6")
+		if st := s.Stats(); st.GapsRepaired != 1 || st.Duplicates != 1 || st.Reconnects != 0 {
+			t.Errorf("stats %+v, want one gap repaired and one duplicate dropped on one connection", st)
+		}
+	})
 }
 
 // TestSubscriptionLagResumes lets the user stop reading: the
@@ -373,29 +382,26 @@ func TestSubscriptionIdle(t *testing.T) {
 	noLeftovers(t)
 	const idle = 400 * time.Millisecond
 	n := startNode(t, func(c *server.Config) { c.Heartbeat = 50 * time.Millisecond })
-	for _, p := range []Proto{WSJSON, TCP} {
-		t.Run(string(p), func(t *testing.T) {
-			topic := "idle." + strings.ReplaceAll(string(p), "-", "")
-			px := startProxy(t, target(n, p), p)
-			s := subscribeT(t, Config{Proto: p, Addr: px.addr()}, []string{topic}, testBackoff, WithIdleTimeout(idle))
-			expect(t, s, "subscribed "+topic+" 0")
-			quiet, cancel := context.WithTimeout(context.Background(), 3*idle)
-			ev, err := s.Next(quiet)
-			cancel()
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("%v %v while the server's heartbeats come: want nothing", ev, err)
-			}
-			px.freeze()
-			frozen := time.Now()
-			d := awaitDisconnected(t, s)
-			if took := time.Since(frozen); !errors.Is(d.Err, ErrIdle) || took < idle-50*time.Millisecond || took > idle+time.Second {
-				t.Fatalf("disconnected after %v with %v, want ErrIdle after the idle timeout %v", took, d.Err, idle)
-			}
-			expect(t, s, "recovered "+topic+" from 0 missed 0")
-			publish(t, n, topic, 1)
-			expect(t, s, "pub "+topic+" 1 1")
-		})
-	}
+	across(t, []Proto{WSJSON, TCP}, "idle", func(t *testing.T, p Proto, topic string) {
+		px := startProxy(t, target(n, p), p)
+		s := subscribeT(t, Config{Proto: p, Addr: px.addr()}, []string{topic}, testBackoff, WithIdleTimeout(idle))
+		expect(t, s, "subscribed "+topic+" 0")
+		quiet, cancel := context.WithTimeout(context.Background(), 3*idle)
+		ev, err := s.Next(quiet)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%v %v while the server's heartbeats come: want nothing", ev, err)
+		}
+		px.freeze()
+		frozen := time.Now()
+		d := awaitDisconnected(t, s)
+		if took := time.Since(frozen); !errors.Is(d.Err, ErrIdle) || took < idle-50*time.Millisecond || took > idle+time.Second {
+			t.Fatalf("disconnected after %v with %v, want ErrIdle after the idle timeout %v", took, d.Err, idle)
+		}
+		expect(t, s, "recovered "+topic+" from 0 missed 0")
+		publish(t, n, topic, 1)
+		expect(t, s, "pub "+topic+" 1 1")
+	})
 }
 
 // mintToken makes an HS256 token that expires in life.
@@ -462,20 +468,31 @@ func TestSubscriptionRefreshesToken(t *testing.T) {
 		if d, ok := ev.(Disconnected); !ok || d.Code != 4002 {
 			t.Fatalf("%+v %v, want a disconnect with 4002 token expired", ev, err)
 		}
-		for {
-			ev, err := s.Next(ctx)
-			if err != nil {
-				var ce *codec.Error
-				if !errors.As(err, &ce) || ce.Code != 401 || !strings.Contains(err.Error(), "auth refused: 401") {
-					t.Fatalf("Next: %v, want auth refused 401", err)
-				}
-				break
-			}
-			if _, ok := ev.(Connected); ok {
-				t.Fatalf("connected with an expired token")
-			}
+		if got := untilEnd(t, s, ctx, "auth refused: 401"); slices.Contains(got, "connected") {
+			t.Fatalf("events %q: connected with an expired token", got)
 		}
 	})
+}
+
+// untilEnd reads events until Next fails, and checks that it fails
+// with a refusal that reads as want and carries the server's code; it
+// returns the events read before.
+func untilEnd(t *testing.T, s *Subscription, ctx context.Context, want string) []string {
+	t.Helper()
+	var got []string
+	for {
+		ev, err := s.Next(ctx)
+		if err == nil {
+			got = append(got, describe(ev))
+			continue
+		}
+		var re *RefusedError
+		var ce *codec.Error
+		if !errors.As(err, &re) || !errors.As(err, &ce) || err.Error() != want+" "+ce.Msg {
+			t.Fatalf("Next: %v after %q, want %s", err, got, want)
+		}
+		return got
+	}
 }
 
 // TestSubscriptionRefused: a sub the server refuses for good ends the
@@ -486,19 +503,7 @@ func TestSubscriptionRefused(t *testing.T) {
 	s := subscribeT(t, Config{Proto: WSMsgpack, Addr: addr(n, WSMsgpack)}, []string{"priv.orders.42"}, testBackoff)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	var got []string
-	for {
-		ev, err := s.Next(ctx)
-		if err != nil {
-			var ce *codec.Error
-			if !errors.As(err, &ce) || ce.Code != 401 || !strings.HasPrefix(err.Error(), "sub refused: 401") {
-				t.Fatalf("Next: %v, want sub refused: 401", err)
-			}
-			break
-		}
-		got = append(got, describe(ev))
-	}
-	if !slices.Equal(got, []string{"connected"}) || s.Stats().Reconnects != 0 {
+	if got := untilEnd(t, s, ctx, "sub refused: 401"); !slices.Equal(got, []string{"connected"}) || s.Stats().Reconnects != 0 {
 		t.Fatalf("events %q, stats %+v: want one connection and no retry", got, s.Stats())
 	}
 	if _, err := s.Next(ctx); err == nil {
@@ -553,10 +558,7 @@ func TestSubscriptionCloseWhileWaiting(t *testing.T) {
 func TestSubscriptionDrain(t *testing.T) {
 	noLeftovers(t)
 	n := startNode(t)
-	s := subscribeT(t, Config{Proto: WSJSON, Addr: addr(n, WSJSON)}, []string{"drain.a"}, testBackoff)
-	expect(t, s, "subscribed drain.a 0")
-	publish(t, n, "drain.a", 1)
-	expect(t, s, "pub drain.a 1 1")
+	s := subscribeFilled(t, n, Config{Proto: WSJSON, Addr: addr(n, WSJSON)}, "drain.a", 1)
 	drained := make(chan struct{})
 	go func() {
 		n.Srv.Drain()

@@ -144,72 +144,54 @@ func eventLine(ev client.Event) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		line := struct {
-			T string          `json:"t"`
-			S uint64          `json:"s"`
-			D json.RawMessage `json:"d"`
-			K string          `json:"k,omitempty"`
-		}{T: e.Topic, S: e.Seq, D: d}
+		kv := []any{"t", e.Topic, "s", e.Seq, "d", d}
 		if e.Snap {
-			line.K = "snap"
+			kv = append(kv, "k", "snap")
 		}
-		return json.Marshal(line)
+		return jsonLine(kv...)
 	case client.Reset:
-		return json.Marshal(struct {
-			Op string `json:"op"`
-			T  string `json:"t"`
-			E  string `json:"e"`
-			S  uint64 `json:"s"`
-		}{"reset", e.Topic, e.Epoch, e.Seq})
+		return jsonLine("op", "reset", "t", e.Topic, "e", e.Epoch, "s", e.Seq)
 	case client.Lag:
-		return json.Marshal(struct {
-			Op string `json:"op"`
-			T  string `json:"t"`
-			S  uint64 `json:"s"`
-		}{"lag", e.Topic, e.Seq})
+		return jsonLine("op", "lag", "t", e.Topic, "s", e.Seq)
 	case client.Subscribed:
-		return json.Marshal(struct {
-			Event string `json:"event"`
-			T     string `json:"t"`
-			E     string `json:"e"`
-			S     uint64 `json:"s"`
-		}{"subscribed", e.Topic, e.Epoch, e.Seq})
+		return jsonLine("event", "subscribed", "t", e.Topic, "e", e.Epoch, "s", e.Seq)
 	case client.Recovered:
-		return json.Marshal(struct {
-			Event  string `json:"event"`
-			T      string `json:"t"`
-			E      string `json:"e"`
-			From   uint64 `json:"from"`
-			Missed uint64 `json:"missed"`
-			Gap    bool   `json:"gap"`
-		}{"recovered", e.Topic, e.Epoch, e.From, e.Missed, e.Gap})
+		return jsonLine("event", "recovered", "t", e.Topic, "e", e.Epoch, "from", e.From, "missed", e.Missed, "gap", e.Gap)
 	case client.Resumed:
-		return json.Marshal(struct {
-			Event string `json:"event"`
-			T     string `json:"t"`
-			S     uint64 `json:"s"`
-		}{"resumed", e.Topic, e.Seq})
+		return jsonLine("event", "resumed", "t", e.Topic, "s", e.Seq)
 	case client.Connected:
-		line := struct {
-			Event   string `json:"event"`
-			Addr    string `json:"addr"`
-			Attempt int    `json:"attempt"`
-			User    string `json:"user,omitempty"`
-			Exp     int64  `json:"exp,omitempty"`
-		}{Event: "connected", Addr: e.Addr, Attempt: e.Attempt, User: e.User}
-		if !e.Expires.IsZero() {
-			line.Exp = e.Expires.Unix()
+		kv := []any{"event", "connected", "addr", e.Addr, "attempt", e.Attempt}
+		if e.User != "" {
+			kv = append(kv, "user", e.User, "exp", e.Expires.Unix())
 		}
-		return json.Marshal(line)
+		return jsonLine(kv...)
 	case client.Disconnected:
-		return json.Marshal(struct {
-			Event   string `json:"event"`
-			Error   string `json:"error"`
-			Code    int    `json:"code,omitempty"`
-			RetryMS int64  `json:"retry_ms"`
-		}{"disconnected", e.Err.Error(), e.Code, e.Retry.Milliseconds()})
+		kv := []any{"event", "disconnected", "error", e.Err.Error()}
+		if e.Code != 0 {
+			kv = append(kv, "code", e.Code)
+		}
+		return jsonLine(append(kv, "retry_ms", e.Retry.Milliseconds())...)
 	}
 	return nil, fmt.Errorf("unknown event %T", ev)
+}
+
+// jsonLine encodes a JSON object whose keys come in the order given
+// (the server's order, "t" first, then "s"), from alternating keys and
+// values.
+func jsonLine(kv ...any) ([]byte, error) {
+	b := []byte{'{'}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, kv[i].(string))
+		v, err := json.Marshal(kv[i+1])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", kv[i], err)
+		}
+		b = append(append(b, ':'), v...)
+	}
+	return append(b, '}'), nil
 }
 
 // jsonData is a publication's payload as JSON: as the server sent it, or
