@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tickfan/tickfan/internal/redistest"
 	"github.com/tickfan/tickfan/internal/servertest"
@@ -108,7 +109,9 @@ func TestSubRecoversAcrossRestartWithRedis(t *testing.T) {
 		}
 	}
 	a.Start()
+	restarted := time.Now()
 	back := r.until(t, "recovered")
+	t.Logf("sub recovered %v after the node was back (--backoff-max 200ms)", time.Since(restarted))
 	if l := back[len(back)-1]; l.E != epoch || l.T != topic {
 		t.Fatalf("recovered %+v, want %s in epoch %s", l, topic, epoch)
 	}
