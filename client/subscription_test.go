@@ -571,3 +571,32 @@ func TestSubscriptionDrain(t *testing.T) {
 	n.Restart()
 	expect(t, s, "reset drain.a 0")
 }
+
+// TestSubscriptionBackoff: the wait doubles with each attempt that
+// fails, and with each connection that breaks before it was healthy for
+// Backoff.Healthy; a connection that was healthy that long starts the
+// waits again from Min.
+func TestSubscriptionBackoff(t *testing.T) {
+	noLeftovers(t)
+	n := startNode(t)
+	px := startProxy(t, target(n, TCP), TCP)
+	px.refuse(true)
+	b := Backoff{Min: 10 * time.Millisecond, Max: time.Second, Jitter: NoJitter, Healthy: 300 * time.Millisecond}
+	s := subscribeT(t, Config{Proto: TCP, Addr: px.addr()}, []string{"backoff.a"}, WithBackoff(b))
+	var retries []time.Duration
+	for range 3 {
+		retries = append(retries, awaitDisconnected(t, s).Retry)
+	}
+	px.refuse(false)
+	expect(t, s, "subscribed backoff.a 0")
+	px.cut() // at once: not healthy yet
+	retries = append(retries, awaitDisconnected(t, s).Retry)
+	expect(t, s, "recovered backoff.a from 0 missed 0")
+	time.Sleep(b.Healthy + 50*time.Millisecond)
+	px.cut()
+	retries = append(retries, awaitDisconnected(t, s).Retry)
+	want := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 10 * time.Millisecond}
+	if !slices.Equal(retries, want) {
+		t.Fatalf("retries %v, want %v", retries, want)
+	}
+}
