@@ -1,9 +1,9 @@
 // Package client is the Go client of the tickfan wire protocol
 // (docs/PROTOCOL.md): it dials a server over WebSocket (subprotocol
 // tickfan.v1.json or tickfan.v1.msgpack) or raw TCP with msgpack, frames
-// and encodes commands (sub, unsub, pub, ping, auth, refresh), splits what the
-// server sends into frames and decodes its messages: publications,
-// replies, lag, reset, ping and close. The CLI (tickfan sub) and the load
+// and encodes commands (sub, unsub, pub, ping, auth, refresh), splits
+// what the server sends into frames and decodes its messages:
+// publications, replies, lag, reset, ping and close. The CLI (tickfan sub) and the load
 // generator (bench/) both speak the protocol through it.
 //
 // It works at three levels. Subscription is for applications: it holds

@@ -139,7 +139,12 @@ func WithConflate(patterns string) Option { return func(o *options) { o.conflate
 func WithoutReconnect() Option { return func(o *options) { o.noReconnect = true } }
 
 // WithEventBuffer bounds the events waiting for Next (at least 1).
-// Default DefaultEventBuffer.
+// Default DefaultEventBuffer. When that many wait, the subscription stops
+// reading its socket until Next takes one: the server then sees a slow
+// client and sends lag, resuming from its history once the client reads
+// again (Lag, Resumed), and closes a client slow past its --slow-timeout
+// (4005), after which the subscription reconnects with since. Nothing is
+// lost either way; memory stays bounded.
 func WithEventBuffer(n int) Option { return func(o *options) { o.buffer = n } }
 
 // Subscribe starts a Subscription to topics on the server of cfg. It
