@@ -142,13 +142,22 @@ func (c *Conn) Close() error { return c.nc.Close() }
 // which Next returns after answering it. The server sends it after a
 // KindClose message with the same code, or alone for a WebSocket protocol
 // violation (1002, 1007, 1009).
+//
+// A Subscription also reports the {"op":"close"} message (KindClose) as a
+// CloseError, over TCP too.
 type CloseError struct {
 	Code   int
 	Reason string
+
+	op bool // from {"op":"close"}, not a close frame
 }
 
 func (e *CloseError) Error() string {
-	return "server closed the websocket with " + strconv.Itoa(e.Code) + " " + e.Reason
+	what := "the websocket"
+	if e.op {
+		what = "the connection"
+	}
+	return "server closed " + what + " with " + strconv.Itoa(e.Code) + " " + e.Reason
 }
 
 // Next reads the next message from the server. It answers WebSocket pings

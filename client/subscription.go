@@ -430,9 +430,9 @@ func (cs *connection) handle(m Message) error {
 	case KindReply:
 		return cs.reply(m)
 	case KindClose:
-		ce := &CloseError{Code: m.Code, Reason: m.Reason}
+		ce := &CloseError{Code: m.Code, Reason: m.Reason, op: true}
 		if d, ok := codec.DisconnectOf(m.Code); ok && !d.Reconnect {
-			return permanent{fmt.Errorf("server closed the connection: %w", ce)}
+			return permanent{ce}
 		}
 		return ce
 	case KindPublication, KindReset, KindLag:

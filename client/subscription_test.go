@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -598,5 +599,63 @@ func TestSubscriptionBackoff(t *testing.T) {
 	want := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 10 * time.Millisecond}
 	if !slices.Equal(retries, want) {
 		t.Fatalf("retries %v, want %v", retries, want)
+	}
+}
+
+// closingServer accepts TCP connections and closes each one at once with
+// {"op":"close","code":code}, as a server does that turns a client away.
+func closingServer(t *testing.T, code int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write(TCP.AppendCommand(nil, map[string]any{"op": "close", "code": code, "reason": "turned away"}))
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestSubscriptionCloseCodes: a close that asks the client to come back
+// later (4006 too many connections) is retried with backoff; one that
+// says the same request would be refused again (4004) ends the
+// subscription with the server's code.
+func TestSubscriptionCloseCodes(t *testing.T) {
+	noLeftovers(t)
+	again := subscribeT(t, Config{Proto: TCP, Addr: closingServer(t, 4006)}, []string{"a"}, testBackoff)
+	for range 3 {
+		if d := awaitDisconnected(t, again); d.Code != 4006 || d.Err.Error() != "server closed the connection with 4006 turned away" {
+			t.Fatalf("%+v, want a disconnect with 4006", d)
+		}
+	}
+	final := subscribeT(t, Config{Proto: TCP, Addr: closingServer(t, 4004)}, []string{"a"}, testBackoff)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	for {
+		ev, err := final.Next(ctx)
+		if err == nil {
+			if _, ok := ev.(Connected); !ok {
+				t.Fatalf("%s, want the end", describe(ev))
+			}
+			continue
+		}
+		var ce *CloseError
+		if !errors.As(err, &ce) || ce.Code != 4004 || final.Stats().Reconnects != 0 {
+			t.Fatalf("Next: %v, stats %+v; want the close 4004 and no retry", err, final.Stats())
+		}
+		break
 	}
 }
