@@ -254,10 +254,9 @@ func (s *Subscription) Stats() Stats {
 	}
 }
 
-// permanent marks an error that reconnecting would only repeat.
+// permanent marks an error that reconnecting would only repeat;
+// connections takes the error out of it.
 type permanent struct{ error }
-
-func (p permanent) Unwrap() error { return p.error }
 
 func (s *Subscription) run() {
 	defer s.wg.Done()
