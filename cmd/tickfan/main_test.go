@@ -37,7 +37,7 @@ func TestRunCommands(t *testing.T) {
 		{[]string{"sub", "--since", "b=e:1", "a"}, 2, `--since b: "b" is not among the topics`},
 		{[]string{"sub", "--url", "ws://127.0.0.1:1/ws", "bad name"}, 2, `"bad name": bad topic name`},
 		{[]string{"sub", "--conflate", "a..b", "a"}, 2, "conflate patterns"},
-		{[]string{"sub", "--idle-timeout", "0s", "a"}, 2, "--idle-timeout 0s: must be more than 0"},
+		{[]string{"sub", "--server-idle", "0s", "a"}, 2, "--server-idle 0s: must be more than 0"},
 		{[]string{"sub", "--backoff-max", "-1s", "a"}, 2, "--backoff-max -1s: must be more than 0"},
 		{[]string{"pub", "t"}, 2, "usage: tickfan pub"},
 		{[]string{"pub", "t", "{not json"}, 2, "is not JSON"},

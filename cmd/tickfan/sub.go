@@ -63,7 +63,7 @@ func sub(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&since, "since", "resume `topic=epoch:seq` from the last publication held (repeatable; e from a subscribed, recovered or reset line, s from a publication)")
 	count := fs.Int("n", 0, "exit after this many publications (`count`, 0 = never)")
 	reconnect := fs.Bool("reconnect", true, "connect again when the connection breaks; false: exit 1 instead")
-	idle := fs.Duration("idle-timeout", client.DefaultIdleTimeout, "drop and remake a connection on which the server sent nothing, not even its heartbeat, this long (`duration`)")
+	idle := fs.Duration("server-idle", client.DefaultIdleTimeout, "drop and remake a connection on which the server sent nothing, not even its heartbeat, this long (`duration`)")
 	backoffMax := fs.Duration("backoff-max", client.DefaultBackoffMax, "longest wait between connection attempts (`duration`; from 100ms, doubling, with jitter)")
 	conflate := fs.String("conflate", client.DefaultConflate, "conflated topic `patterns`, as the server's --conflate (seq may jump there), or - for none")
 	if err := parseFlags(fs, args); err != nil {
@@ -73,7 +73,7 @@ func sub(args []string, stdout, stderr io.Writer) error {
 		return badUsage("-n %d: must be 0 (never) or more", *count)
 	}
 	if *idle <= 0 {
-		return badUsage("--idle-timeout %s: must be more than 0", *idle)
+		return badUsage("--server-idle %s: must be more than 0", *idle)
 	}
 	if *backoffMax <= 0 {
 		return badUsage("--backoff-max %s: must be more than 0", *backoffMax)
