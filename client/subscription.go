@@ -155,6 +155,12 @@ func Subscribe(cfg Config, topics []string, opts ...Option) (*Subscription, erro
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if cfg.Addr == "" {
+		return nil, errors.New("subscribe: no server address (Config.Addr)")
+	}
+	if _, err := ParseProto(string(cfg.proto())); err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
 	if len(topics) == 0 {
 		return nil, errors.New("subscribe: no topics")
 	}

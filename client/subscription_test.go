@@ -515,6 +515,11 @@ func TestSubscriptionRefused(t *testing.T) {
 // TestSubscribeBadArguments: what cannot work is refused at once.
 func TestSubscribeBadArguments(t *testing.T) {
 	noLeftovers(t)
+	for _, cfg := range []Config{{}, {Addr: "127.0.0.1:1", Proto: "udp"}} {
+		if _, err := Subscribe(cfg, []string{"a"}); err == nil {
+			t.Errorf("Subscribe(%+v): no error", cfg)
+		}
+	}
 	for _, tc := range []struct {
 		topics []string
 		opts   []Option
