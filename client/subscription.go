@@ -30,10 +30,9 @@ import (
 // Next may be called from one goroutine at a time; Stats and Close from
 // any.
 type Subscription struct {
-	cfg      Config
-	topics   []string
-	o        options
-	conflate topic.Patterns
+	cfg    Config
+	topics []string
+	o      options
 
 	ctx  context.Context
 	stop context.CancelFunc
@@ -187,7 +186,7 @@ func Subscribe(cfg Config, topics []string, opts ...Option) (*Subscription, erro
 	o.buffer = max(o.buffer, 1)
 	o.backoff = o.backoff.withDefaults()
 	s := &Subscription{
-		cfg: cfg, topics: slices.Clone(topics), o: o, conflate: conflate,
+		cfg: cfg, topics: slices.Clone(topics), o: o,
 		events: make(chan Event, o.buffer), done: make(chan struct{}),
 		state: make(map[string]*topicState, len(topics)),
 	}
