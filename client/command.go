@@ -61,6 +61,13 @@ func (p Proto) AppendAuth(dst []byte, id uint64, token string) []byte {
 	return p.AppendCommand(dst, map[string]any{"op": "auth", "id": id, "token": token})
 }
 
+// AppendRefresh appends {"op":"refresh","id":id,"token":token}: a new
+// token for a connection already authenticated, sent before the old one
+// expires (else the server closes with 4002).
+func (p Proto) AppendRefresh(dst []byte, id uint64, token string) []byte {
+	return p.AppendCommand(dst, map[string]any{"op": "refresh", "id": id, "token": token})
+}
+
 // AppendKeepalive appends {"op":"ping"} without id: an answer to the
 // server's TCP heartbeat that asks for none (PROTOCOL.md Heartbeats: any
 // frame from the client counts as life).

@@ -18,9 +18,9 @@ import (
 //
 // Next, and so everything read, belongs to one goroutine at a time (the
 // reader). The methods that send (Subscribe, Unsubscribe, Publish, Ping,
-// Auth, Keepalive, Write) may be called from any goroutine, at the same
-// time as Next: writes are serialised by a mutex, and Next writes its
-// pongs under the same mutex. SetDeadline, SetReadDeadline,
+// Auth, Refresh, Keepalive, Write) may be called from any goroutine, at
+// the same time as Next: writes are serialised by a mutex, and Next
+// writes its pongs under the same mutex. SetDeadline, SetReadDeadline,
 // SetWriteDeadline, Close, Proto and NetConn may be called from any
 // goroutine.
 //
@@ -38,6 +38,7 @@ type Conn struct {
 	rbuf []byte // bytes read: rbuf[r:] not yet parsed
 	r    int
 	frag []byte // the fragments so far of a fragmented WebSocket message
+	idle time.Duration
 }
 
 // readChunk is the least room Next reads into.
@@ -89,6 +90,12 @@ func (c *Conn) Auth(id uint64, token string) error {
 	return c.send(func(b []byte) []byte { return c.proto.AppendAuth(b, id, token) })
 }
 
+// Refresh sends refresh with request id and a new JWT. Any goroutine may
+// call it.
+func (c *Conn) Refresh(id uint64, token string) error {
+	return c.send(func(b []byte) []byte { return c.proto.AppendRefresh(b, id, token) })
+}
+
 // Keepalive sends {"op":"ping"} without id, an answer to a TCP heartbeat
 // (a KindPing message) that wants no reply of its own. Any goroutine may
 // call it.
@@ -135,13 +142,22 @@ func (c *Conn) Close() error { return c.nc.Close() }
 // which Next returns after answering it. The server sends it after a
 // KindClose message with the same code, or alone for a WebSocket protocol
 // violation (1002, 1007, 1009).
+//
+// A Subscription also reports the {"op":"close"} message (KindClose) as a
+// CloseError, over TCP too.
 type CloseError struct {
 	Code   int
 	Reason string
+
+	op bool // from {"op":"close"}, not a close frame
 }
 
 func (e *CloseError) Error() string {
-	return "server closed the websocket with " + strconv.Itoa(e.Code) + " " + e.Reason
+	what := "the websocket"
+	if e.op {
+		what = "the connection"
+	}
+	return "server closed " + what + " with " + strconv.Itoa(e.Code) + " " + e.Reason
 }
 
 // Next reads the next message from the server. It answers WebSocket pings
@@ -210,6 +226,18 @@ func (c *Conn) NextBody() ([]byte, error) {
 	}
 }
 
+// SetIdleTimeout makes every read of the socket fail once the server has
+// sent nothing at all for d (with an error for which
+// errors.Is(err, os.ErrDeadlineExceeded)): unlike a deadline set before
+// Next, the WebSocket pings that Next answers by itself count as life. 0
+// turns it off. Only the reader goroutine may call it.
+func (c *Conn) SetIdleTimeout(d time.Duration) {
+	c.idle = d
+	if d == 0 {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+}
+
 // Buffered reports whether a whole frame waits in the connection's
 // buffer, so that the next Next starts without reading the socket: a
 // reader that stops at some message can first take what it already has.
@@ -227,6 +255,9 @@ func (c *Conn) fill() error {
 	}
 	if cap(c.rbuf)-len(c.rbuf) < readChunk {
 		c.rbuf = append(c.rbuf, make([]byte, max(readChunk, len(c.rbuf)))...)[:len(c.rbuf)]
+	}
+	if c.idle > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.idle))
 	}
 	n, err := c.nc.Read(c.rbuf[len(c.rbuf):cap(c.rbuf)])
 	c.rbuf = c.rbuf[:len(c.rbuf)+n]

@@ -1,7 +1,7 @@
 // Command tickfan is the tickfan market-data fan-out server and its tools.
 //
 //	tickfan serve [flags]          run the server (--demo adds a demo market feed)
-//	tickfan sub [flags] topic...   print a topic's messages as JSON lines (WebSocket, or --tcp)
+//	tickfan sub [flags] topic...   print a topic's publications as JSON lines (WebSocket, or --tcp), recovering across reconnects
 //	tickfan pub [flags] topic data publish one message over the HTTP API
 //	tickfan token [flags]          mint an HS256 client token for testing
 //	tickfan version                print the module version and VCS revision
@@ -33,7 +33,8 @@ const usage = `usage: tickfan <command> [flags]
 
 commands:
   serve    run the server (try: tickfan serve --demo)
-  sub      subscribe over WebSocket (or --tcp) and print messages as JSON lines
+  sub      subscribe over WebSocket (or --tcp) and print publications as JSON
+           lines; reconnects and recovers what it missed by itself
   pub      publish one message through the HTTP API
   token    mint an HS256 client token for testing (--secret, --sub, --topics, --pub)
   version  print the module version and VCS revision

@@ -8,53 +8,75 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/tickfan/tickfan/client"
 )
 
-// replyTimeout bounds the wait for the answer to auth and sub; after it
-// sub waits for publications as long as the server keeps the connection.
-const replyTimeout = 10 * time.Second
+// dialTimeout bounds each connection attempt and its WebSocket handshake.
+const dialTimeout = 10 * time.Second
 
-// Request ids of the commands sub sends.
-const (
-	authID = 1
-	subID  = 2
-	pingID = 3 // TCP keep-alive, answered by the server and not printed
-)
-
-// sub subscribes and prints every message as a JSON line.
+// sub subscribes and prints every publication, and what happens to the
+// subscription, as JSON lines, reconnecting and recovering by itself.
 func sub(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: tickfan sub [flags] topic...\n\n"+
-			"Subscribes to the topics and prints every message from the server as a JSON\n"+
-			"line: the sub reply, then publications, reset and lag. Flags go before the\n"+
-			"topics. An error reply (401, 403, 400...) or a close by the server ends it\n"+
-			"with exit 1.\n\nFlags:\n")
+			"Subscribes to the topics and prints one JSON line on stdout for each\n"+
+			"publication and each thing that happens to the subscription. Flags go\n"+
+			"before the topics.\n\n"+
+			"When the connection breaks (a server restart, a drain, a dead link) sub\n"+
+			"connects again with backoff and resubscribes from the last publication\n"+
+			"it printed: each topic continues with exactly what it missed, or, when\n"+
+			"the server cannot continue it (history gone, a new epoch), a reset line\n"+
+			"says so before the topic starts again. A hole in the stream is repaired\n"+
+			"the same way and a publication printed already is never printed again.\n\n"+
+			"Lines with \"t\" and no \"op\" or \"event\" are publications, as the server\n"+
+			"sends them: {\"t\":topic,\"s\":seq,\"d\":data} plus \"k\":\"snap\" on a snapshot.\n"+
+			"Lines with \"op\" are the server's: {\"op\":\"reset\",\"t\",\"e\",\"s\"} (drop what\n"+
+			"you hold of t: its snapshot or the updates after s follow) and\n"+
+			"{\"op\":\"lag\",\"t\",\"s\"}. Lines with \"event\" are sub's own:\n"+
+			"  connected     {\"event\":\"connected\",\"addr\",\"attempt\"} (+\"user\",\"exp\" with --token)\n"+
+			"  subscribed    {\"event\":\"subscribed\",\"t\",\"e\",\"s\"}: started afresh at s\n"+
+			"  recovered     {\"event\":\"recovered\",\"t\",\"e\",\"from\",\"missed\",\"gap\"}:\n"+
+			"                continues after from; missed publications follow\n"+
+			"  resumed       {\"event\":\"resumed\",\"t\",\"s\"}: pushed again after a lag\n"+
+			"  disconnected  {\"event\":\"disconnected\",\"error\",\"code\",\"retry_ms\"}\n"+
+			"To resume a later run where this one stopped, pass --since t=e:s with the\n"+
+			"e of the last subscribed, recovered or reset line of t and the s of its last\n"+
+			"publication.\n\n"+
+			"A refused auth or sub (401, 403, 400...), or a close the server says not\n"+
+			"to retry (4003, 4004), ends sub with exit 1, as does any disconnect with\n"+
+			"--reconnect=false.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	url := fs.String("url", "ws://127.0.0.1:8080/ws", "server WebSocket `url`")
 	useMsgpack := fs.Bool("msgpack", false, "use the tickfan.v1.msgpack subprotocol (printed as JSON all the same)")
 	useTCP := fs.Bool("tcp", false, "connect over msgpack-over-TCP to --tcp-addr instead of WebSocket")
 	tcpAddr := fs.String("tcp-addr", "127.0.0.1:8081", "server msgpack-over-TCP `host:port` (with --tcp)")
-	token := fs.String("token", "", "authenticate with this JWT first (see tickfan token); an auth error ends sub")
+	token := fs.String("token", "", "authenticate with this JWT (see tickfan token); a refused auth ends sub")
 	var since sinceFlag
-	fs.Var(&since, "since", "resume `topic=epoch:seq` from the last publication held (repeatable; from the sub reply's e and a publication's s)")
+	fs.Var(&since, "since", "resume `topic=epoch:seq` from the last publication held (repeatable; e from a subscribed, recovered or reset line, s from a publication)")
 	count := fs.Int("n", 0, "exit after this many publications (`count`, 0 = never)")
+	reconnect := fs.Bool("reconnect", true, "connect again when the connection breaks; false: exit 1 instead")
+	idle := fs.Duration("server-idle", client.DefaultIdleTimeout, "drop and remake a connection on which the server sent nothing, not even its heartbeat, this long (`duration`)")
+	backoffMax := fs.Duration("backoff-max", client.DefaultBackoffMax, "longest wait between connection attempts (`duration`; from 100ms, doubling, with jitter)")
+	conflate := fs.String("conflate", client.DefaultConflate, "conflated topic `patterns`, as the server's --conflate (seq may jump there), or - for none")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *count < 0 {
 		return badUsage("-n %d: must be 0 (never) or more", *count)
+	}
+	if *idle <= 0 {
+		return badUsage("--server-idle %s: must be more than 0", *idle)
+	}
+	if *backoffMax <= 0 {
+		return badUsage("--backoff-max %s: must be more than 0", *backoffMax)
 	}
 	topics := fs.Args()
 	if len(topics) == 0 {
@@ -71,125 +93,122 @@ func sub(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	cfg := client.Config{Proto: client.WSJSON, Addr: *url, DialTimeout: replyTimeout}
+	cfg := client.Config{Proto: client.WSJSON, Addr: *url, DialTimeout: dialTimeout}
 	switch {
 	case *useTCP:
 		cfg.Proto, cfg.Addr = client.TCP, *tcpAddr
 	case *useMsgpack:
 		cfg.Proto = client.WSMsgpack
 	}
-	c, err := client.Dial(context.Background(), cfg)
-	if err != nil {
-		return err
+	opts := []client.Option{
+		client.WithIdleTimeout(*idle), client.WithConflate(*conflate),
+		client.WithBackoff(client.Backoff{Max: *backoffMax}),
 	}
-	defer c.Close()
-
-	_ = c.SetReadDeadline(time.Now().Add(replyTimeout))
 	if *token != "" {
-		if err := c.Auth(authID, *token); err != nil {
-			return err
-		}
-		if err := awaitReply(c, "auth", authID, stdout); err != nil {
-			return err
-		}
+		opts = append(opts, client.WithToken(*token))
 	}
-	if err := c.Subscribe(subID, topics, since); err != nil {
-		return err
+	for t, p := range since {
+		opts = append(opts, client.WithSince(t, p))
 	}
-	if err := awaitReply(c, "sub", subID, stdout); err != nil {
-		return err
+	if !*reconnect {
+		opts = append(opts, client.WithoutReconnect())
 	}
-	_ = c.SetReadDeadline(time.Time{})
+	s, err := client.Subscribe(cfg, topics, opts...)
+	if err != nil {
+		return badUsage("%v", err)
+	}
+	defer s.Close()
 
 	for seen := 0; *count == 0 || seen < *count; {
-		m, line, err := recv(c)
+		ev, err := s.Next(context.Background())
 		if err != nil {
 			return err
 		}
-		if skip, err := handle(c, m); err != nil || skip {
-			if err != nil {
-				return err
-			}
-			continue
+		line, err := eventLine(ev)
+		if err != nil {
+			return err
 		}
 		fmt.Fprintf(stdout, "%s\n", line)
-		if m.Kind == client.KindPublication {
+		if _, ok := ev.(client.Pub); ok {
 			seen++
 		}
 	}
 	return nil
 }
 
-// awaitReply reads until the reply to request id, printing what comes
-// before it and the reply itself; an error reply becomes the error.
-func awaitReply(c *client.Conn, what string, id uint64, stdout io.Writer) error {
-	for {
-		m, line, err := recv(c)
+// eventLine is the JSON line sub prints for an event (see sub's usage).
+func eventLine(ev client.Event) ([]byte, error) {
+	switch e := ev.(type) {
+	case client.Pub:
+		d, err := jsonData(e)
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return fmt.Errorf("no answer to %s within %s", what, replyTimeout)
-			}
-			return err
+			return nil, err
 		}
-		if skip, err := handle(c, m); err != nil || skip {
-			if err != nil {
-				return err
-			}
-			continue
+		kv := []any{"t", e.Topic, "s", e.Seq, "d", d}
+		if e.Snap {
+			kv = append(kv, "k", "snap")
 		}
-		if m.Kind == client.KindReply && m.HasID && m.ID == id {
-			if m.Err != nil {
-				return fmt.Errorf("%s refused: %d %s", what, m.Err.Code, m.Err.Msg)
-			}
-			fmt.Fprintf(stdout, "%s\n", line)
-			return nil
+		return jsonLine(kv...)
+	case client.Reset:
+		return jsonLine("op", "reset", "t", e.Topic, "e", e.Epoch, "s", e.Seq)
+	case client.Lag:
+		return jsonLine("op", "lag", "t", e.Topic, "s", e.Seq)
+	case client.Subscribed:
+		return jsonLine("event", "subscribed", "t", e.Topic, "e", e.Epoch, "s", e.Seq)
+	case client.Recovered:
+		return jsonLine("event", "recovered", "t", e.Topic, "e", e.Epoch, "from", e.From, "missed", e.Missed, "gap", e.Gap)
+	case client.Resumed:
+		return jsonLine("event", "resumed", "t", e.Topic, "s", e.Seq)
+	case client.Connected:
+		kv := []any{"event", "connected", "addr", e.Addr, "attempt", e.Attempt}
+		if e.User != "" {
+			kv = append(kv, "user", e.User, "exp", e.Expires.Unix())
 		}
-		fmt.Fprintf(stdout, "%s\n", line)
+		return jsonLine(kv...)
+	case client.Disconnected:
+		kv := []any{"event", "disconnected", "error", e.Err.Error()}
+		if e.Code != 0 {
+			kv = append(kv, "code", e.Code)
+		}
+		return jsonLine(append(kv, "retry_ms", e.Retry.Milliseconds())...)
 	}
+	return nil, fmt.Errorf("unknown event %T", ev)
 }
 
-// handle deals with the messages sub does not print: TCP pings (answered,
-// so the server does not close the client as idle), the answers to those,
-// an error without id, and the server's close.
-func handle(c *client.Conn, m client.Message) (skip bool, err error) {
-	switch {
-	case m.Kind == client.KindPing:
-		return true, c.Ping(pingID)
-	case m.Kind == client.KindReply && m.HasID && m.ID == pingID:
-		return true, nil
-	case m.Kind == client.KindClose:
-		return true, fmt.Errorf("server closed the connection: %d %s", m.Code, m.Reason)
-	case m.Kind == client.KindReply && !m.HasID && m.Err != nil:
-		return true, fmt.Errorf("server: %d %s", m.Err.Code, m.Err.Msg)
+// jsonLine encodes a JSON object whose keys come in the order given
+// (the server's order, "t" first, then "s"), from alternating keys and
+// values.
+func jsonLine(kv ...any) ([]byte, error) {
+	b := []byte{'{'}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, kv[i].(string))
+		v, err := json.Marshal(kv[i+1])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", kv[i], err)
+		}
+		b = append(append(b, ':'), v...)
 	}
-	return false, nil
+	return append(b, '}'), nil
 }
 
-// recv reads the next message, decoded and as the JSON line to print: a
-// JSON message as the server sent it, a msgpack one converted with its
-// keys sorted.
-func recv(c *client.Conn) (client.Message, []byte, error) {
-	body, err := c.NextBody()
+// jsonData is a publication's payload as JSON: as the server sent it, or
+// converted from msgpack.
+func jsonData(p client.Pub) (json.RawMessage, error) {
+	if !p.Msgpack() {
+		return bytes.TrimSpace(p.Data), nil
+	}
+	var v any
+	if err := p.DecodeData(&v); err != nil {
+		return nil, fmt.Errorf("bad msgpack from server: %w", err)
+	}
+	d, err := json.Marshal(v)
 	if err != nil {
-		return client.Message{}, nil, err
+		return nil, fmt.Errorf("payload of %s %d has no JSON form: %w", p.Topic, p.Seq, err)
 	}
-	m, err := client.Decode(body, c.Proto().Msgpack())
-	if err != nil {
-		return client.Message{}, nil, err
-	}
-	if !c.Proto().Msgpack() {
-		return m, bytes.TrimSpace(body), nil
-	}
-	var v map[string]any
-	if err := msgpack.Unmarshal(body, &v); err != nil {
-		return client.Message{}, nil, fmt.Errorf("bad msgpack from server: %w", err)
-	}
-	line, err := json.Marshal(v)
-	if err != nil {
-		return client.Message{}, nil, fmt.Errorf("message from server has no JSON form: %w", err)
-	}
-	return m, line, nil
+	return d, nil
 }
 
 func contains(list []string, s string) bool {
