@@ -235,7 +235,19 @@ func (f *sinceFlag) String() string {
 	return strings.Join(parts, ",")
 }
 
+// Set takes one topic=epoch:seq, or several separated by commas as the
+// environment gives them (TICKFAN_SINCE=a=e:1,b=e:2): neither a topic name
+// nor an epoch holds a comma.
 func (f *sinceFlag) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if err := f.set(strings.TrimSpace(part)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *sinceFlag) set(v string) error {
 	name, pos, ok := strings.Cut(v, "=")
 	i := strings.LastIndexByte(pos, ':')
 	if !ok || name == "" || i <= 0 {

@@ -242,6 +242,33 @@ func TestSubSince(t *testing.T) {
 	}
 }
 
+// TestSubSinceFromEnv: TICKFAN_SINCE holds several positions separated by
+// commas, as the environment gives a repeatable flag; each topic resumes
+// from its own (before, the value was read as one position of the first
+// topic with an epoch holding the rest).
+func TestSubSinceFromEnv(t *testing.T) {
+	s := startServer(t)
+	e := s.publish(t, "env.a", `1`, false)
+	s.publish(t, "env.a", `2`, false)
+	s.publish(t, "env.b", `1`, false)
+	s.publish(t, "env.b", `2`, false)
+	t.Setenv("TICKFAN_SINCE", "env.a="+e+":1, env.b="+e+":2")
+	r := startSub(t, "--tcp", "--tcp-addr", s.srv.TCPAddr(), "-n", "1", "env.a", "env.b")
+	r.skipConnected(t)
+	for _, want := range []string{
+		`{"event":"recovered","t":"env.a","e":"` + e + `","from":1,"missed":1,"gap":false}`,
+		`{"event":"recovered","t":"env.b","e":"` + e + `","from":2,"missed":0,"gap":false}`,
+		`{"t":"env.a","s":2,"d":2}`,
+	} {
+		if l := r.line(t); l != want {
+			t.Fatalf("line %q, want %s", l, want)
+		}
+	}
+	if code := r.exit(t); code != 0 {
+		t.Fatalf("exit %d, want 0; stderr %q", code, r.errs.String())
+	}
+}
+
 func TestToken(t *testing.T) {
 	parse := func(t *testing.T, tok, secret string) jwt.MapClaims {
 		t.Helper()
