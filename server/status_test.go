@@ -1,6 +1,16 @@
 package server
 
-import "testing"
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestDialAddr(t *testing.T) {
 	for _, tc := range []struct{ bound, host, want string }{
@@ -18,5 +28,42 @@ func TestDialAddr(t *testing.T) {
 		if got := dialAddr(tc.bound, tc.host); got != tc.want {
 			t.Errorf("dialAddr(%q, %q) = %q, want %q", tc.bound, tc.host, got, tc.want)
 		}
+	}
+}
+
+// TestStatusStreamOutlivesWriteTimeout: a status stream lasts past the
+// HTTP server's WriteTimeout, each event setting its own write deadline.
+func TestStatusStreamOutlivesWriteTimeout(t *testing.T) {
+	srv, err := New(Config{WSAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Loops: 1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(srv.handleStatusStream))
+	hs.Config.WriteTimeout, hs.Config.ReadTimeout = 700*time.Millisecond, 700*time.Millisecond
+	hs.Start()
+	defer hs.Close()
+	resp, err := http.Get(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	began, events := time.Now(), 0
+	for time.Since(began) < 2500*time.Millisecond {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended after %s and %d events (WriteTimeout 700ms): %v", time.Since(began), events, err)
+		}
+		if strings.HasPrefix(line, "event: status") {
+			events++
+		}
+	}
+	if events < 3 {
+		t.Fatalf("%d status events in 2.5 s, want one a second", events)
 	}
 }
