@@ -11,6 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/tickfan/tickfan/internal/redistest"
 	"github.com/tickfan/tickfan/server"
 )
 
@@ -293,4 +294,43 @@ func TestStatusStream(t *testing.T) {
 	if _, err := s.r.ReadString('\n'); err != io.EOF {
 		t.Fatalf("after end the stream read %v, want its end", err)
 	}
+}
+
+// TestStatusRedis: with --redis the status data says whether Redis is up
+// and how many subscription connections are, and shows it going down.
+func TestStatusRedis(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	n := redisNode(t, r.Addr)
+	n.waitReady(t)
+	type redisState struct {
+		Status struct {
+			Redis *struct {
+				Up       bool `json:"up"`
+				ShardsUp int  `json:"shards_up"`
+				Shards   int  `json:"shards"`
+			} `json:"redis"`
+		} `json:"status"`
+	}
+	read := func() (redisState, string) {
+		_, raw := getStatus(t, n)
+		var st redisState
+		if err := json.Unmarshal([]byte(raw), &st); err != nil || st.Status.Redis == nil {
+			t.Fatalf("/api/status without redis: %v %s", err, raw)
+		}
+		if strings.Contains(raw, r.Addr) {
+			t.Fatalf("/api/status names Redis's address:\n%s", raw)
+		}
+		return st, raw
+	}
+	pollUntil(t, "redis up in /api/status", func() (bool, string) {
+		st, raw := read()
+		rs := st.Status.Redis
+		return rs.Up && rs.Shards == 1 && rs.ShardsUp == 1, raw
+	})
+	r.Kill()
+	pollUntil(t, "redis down in /api/status", func() (bool, string) {
+		st, raw := read()
+		return !st.Status.Redis.Up, raw
+	})
 }

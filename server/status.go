@@ -414,25 +414,25 @@ func (ss *statusSampler) sampleTopics(now time.Time) statusTopics {
 // Rates are given when ratesKnown: the previous scan was since ago.
 func scanTopics(e *topic.Engine, since time.Duration, ratesKnown bool) ([]statusTopic, int) {
 	byRate, bySubs := topN{n: statusTopN, less: lessRate}, topN{n: statusTopN / 2, less: lessSubs}
+	secs := since.Seconds()
 	n := e.Sample(func(ts topic.TopicSample) {
 		if !auth.CanRead(nil, ts.Name) {
 			return // private: an anonymous client may not know it exists
 		}
-		st := statusTopic{Name: ts.Name, Subs: ts.Subscribers, Seq: ts.Seq}
+		st := scanned{name: ts.Name, subs: ts.Subscribers, seq: ts.Seq, rate: -1}
 		if ratesKnown {
-			r := float64(ts.Published) / since.Seconds()
-			st.Rate = &r
+			st.rate = float64(ts.Published) / secs
 		}
 		byRate.add(st)
 		bySubs.add(st)
 	})
-	out := byRate.items
+	list := byRate.items
 	for _, t := range bySubs.items {
-		if !slices.ContainsFunc(out, func(o statusTopic) bool { return o.Name == t.Name }) {
-			out = append(out, t)
+		if !slices.ContainsFunc(list, func(o scanned) bool { return o.name == t.name }) {
+			list = append(list, t)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b statusTopic) int {
+	slices.SortStableFunc(list, func(a, b scanned) int {
 		switch {
 		case lessRate(b, a):
 			return -1
@@ -441,31 +441,39 @@ func scanTopics(e *topic.Engine, since time.Duration, ratesKnown bool) ([]status
 		}
 		return 0
 	})
+	out := make([]statusTopic, len(list))
+	for i, t := range list {
+		out[i] = statusTopic{Name: t.name, Subs: t.subs, Seq: t.seq}
+		if t.rate >= 0 {
+			out[i].Rate = &list[i].rate
+		}
+	}
 	return out, n
 }
 
-func rateOf(t statusTopic) float64 {
-	if t.Rate == nil {
-		return -1
-	}
-	return *t.Rate
+// scanned is a topic as the scan ranks it; rate is -1 when not known.
+type scanned struct {
+	name string
+	subs int
+	seq  uint64
+	rate float64
 }
 
 // lessRate orders by rate, then subscribers, then name (so that equal
 // topics keep one order from scan to scan).
-func lessRate(a, b statusTopic) bool {
-	if ra, rb := rateOf(a), rateOf(b); ra != rb {
-		return ra < rb
+func lessRate(a, b scanned) bool {
+	if a.rate != b.rate {
+		return a.rate < b.rate
 	}
-	if a.Subs != b.Subs {
-		return a.Subs < b.Subs
+	if a.subs != b.subs {
+		return a.subs < b.subs
 	}
-	return a.Name > b.Name
+	return a.name > b.name
 }
 
-func lessSubs(a, b statusTopic) bool {
-	if a.Subs != b.Subs {
-		return a.Subs < b.Subs
+func lessSubs(a, b scanned) bool {
+	if a.subs != b.subs {
+		return a.subs < b.subs
 	}
 	return lessRate(a, b)
 }
@@ -473,11 +481,11 @@ func lessSubs(a, b statusTopic) bool {
 // topN keeps the n greatest items by less, greatest first.
 type topN struct {
 	n     int
-	items []statusTopic
-	less  func(a, b statusTopic) bool
+	items []scanned
+	less  func(a, b scanned) bool
 }
 
-func (t *topN) add(x statusTopic) {
+func (t *topN) add(x scanned) {
 	if len(t.items) == t.n {
 		if !t.less(t.items[t.n-1], x) {
 			return
