@@ -197,6 +197,18 @@ func TestBrowserStatusPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "refusal of a private topic", `document.getElementById("viewer-err").textContent.includes("error 401") || document.getElementById("viewer-err").textContent.includes("error 403")`, state, 5*time.Second)
+	// Switching topics unsubscribed book.BTCUSDT: the page holds none now.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, _ := getStatus(t, n)
+		if st.Status.Subs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscriptions after the viewer switched to a refused topic, want 0", st.Status.Subs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // TestBrowserOriginRefused: a node whose --allowed-origins leaves out the
