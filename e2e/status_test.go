@@ -105,6 +105,11 @@ func TestStatusTopicsPublicOnly(t *testing.T) {
 		if strings.Contains(raw, "priv.") || strings.Contains(raw, "orders.42") {
 			t.Fatalf("/api/status names a private topic:\n%s", raw)
 		}
+		for _, c := range []*client{owner, reader} {
+			if a := c.w.(*wsWire).c.LocalAddr().String(); strings.Contains(raw, a) {
+				t.Fatalf("/api/status names a client's address %s:\n%s", a, raw)
+			}
+		}
 		if st.Status.Topics != 2 || st.Status.Subs != 2 {
 			t.Fatalf("topics %d, subscriptions %d; want 2 and 2 (counts include private topics)", st.Status.Topics, st.Status.Subs)
 		}

@@ -131,8 +131,8 @@ type Config struct {
 	// HTTPIdleTimeout closes an HTTP keep-alive connection that has had no
 	// request for this long. Default 60 s.
 	HTTPIdleTimeout time.Duration
-	// AdminAddr, when set, serves /metrics and the status page there
-	// instead of on HTTPAddr, which then carries only the publish API and
+	// AdminAddr, when set, serves /metrics and the status page (with
+	// /api/status and its stream) there instead of on HTTPAddr, which then carries only the publish API and
 	// the health checks. Default empty.
 	AdminAddr string
 	// StatusPageOff turns the live status page off: / and /api/status

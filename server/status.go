@@ -20,8 +20,9 @@ import (
 // The live status page's data (status_http.go serves it). One sampler
 // goroutine reads the node's counters once a second, keeps the rates of
 // the last minutes in a ring, and encodes the snapshot once for every
-// page that watches: the pages cost the node one encoding a second, not
-// one each.
+// page that watches (twice: with the history for a page that opens, and
+// without it): the pages cost the node those encodings a second, not two
+// each.
 const (
 	statusEvery = time.Second
 	// statusHistory is the samples kept, one a statusEvery: a page opened
@@ -36,9 +37,12 @@ const (
 	// without a page streaming.
 	statusWatch = 10 * time.Second
 	// statusScanShare: a topic scan waits at least this many times its
-	// own duration before the next, so that with millions of topics the
-	// scan takes at most 2% of one core (and a scan a second below that).
+	// own duration before the next, so that the scan takes at most 2% of
+	// one core: a scan a second up to 20 ms of scanning (about 100,000
+	// topics here), one every 40 s at a million (BenchmarkStatusScan).
 	statusScanShare = 50
+	// statusScanWait is how long a sample waits for the scan it started.
+	statusScanWait = 50 * time.Millisecond
 	// maxStatusStreams bounds the pages streaming at once (503 past it).
 	maxStatusStreams = 16
 )
@@ -69,7 +73,9 @@ type statusSampler struct {
 	closesAt  int
 	loopsPrev [][2]uint64 // per loop: deliveries, bytes out
 	topics    statusTopics
-	scanAt    time.Time // the last topic scan
+	scans     chan topicScan // cap 1: the scan that ran finished
+	scanning  bool           // a scan runs (Engine.Sample allows one at a time)
+	scanAt    time.Time      // when the newest finished scan began
 	nextScan  time.Time
 	cpuPrev   time.Duration
 	memSample []rtmetrics.Sample
@@ -217,7 +223,7 @@ type statusHistJSON struct {
 func (s *Server) startStatus() {
 	ss := &statusSampler{
 		s: s, start: time.Now(),
-		end: make(chan struct{}), done: make(chan struct{}),
+		end: make(chan struct{}), done: make(chan struct{}), scans: make(chan topicScan, 1),
 		loopsPrev: make([][2]uint64, len(s.loops)),
 		memSample: []rtmetrics.Sample{
 			{Name: "/memory/classes/heap/objects:bytes"},
@@ -383,22 +389,40 @@ func (ss *statusSampler) redis() *statusRedis {
 	return r
 }
 
-// sampleTopics scans the topics when a page watches and the last scan's
-// cost allows, and returns the list with its age.
+// sampleTopics starts a topic scan when a page watches and the last
+// scan's cost allows, and returns the list of the newest finished scan
+// with its age. A scan runs in a goroutine of its own: the sample waits
+// statusScanWait for it, so a small node's list is of this second, and
+// a node of a million topics (a scan of about a second) keeps its
+// samples on time and shows the list a sample later.
 func (ss *statusSampler) sampleTopics(now time.Time) statusTopics {
 	if ss.s.cfg.RequireAuth {
 		return statusTopics{Hidden: "--require-auth is set: an anonymous client may read no topic, so none is named", Top: []statusTopic{}}
 	}
 	ss.topics.Sampling = ss.watched(now)
-	if ss.topics.Sampling && !now.Before(ss.nextScan) {
-		prev := ss.scanAt
-		began := time.Now()
-		ss.topics.Top, ss.topics.Scanned = scanTopics(ss.s.engine, now.Sub(prev), !prev.IsZero() && now.Sub(prev) <= 3*max(statusEvery, ss.nextScan.Sub(prev)))
-		cost := time.Since(began)
-		ss.topics.ScanMS = float64(cost.Microseconds()) / 1000
-		every := max(statusEvery, statusScanShare*cost)
-		ss.topics.Every = every.Seconds()
-		ss.scanAt, ss.nextScan = now, now.Add(every-statusEvery/10) // a tick early is on time
+	if ss.topics.Sampling && !ss.scanning && !now.Before(ss.nextScan) {
+		ss.scanning = true
+		prev, every := ss.scanAt, time.Duration(ss.topics.Every*float64(time.Second))
+		known := !prev.IsZero() && now.Sub(prev) <= 3*max(statusEvery, every)
+		go func() {
+			began := time.Now()
+			top, n := scanTopics(ss.s.engine, now.Sub(prev), known)
+			ss.scans <- topicScan{top: top, scanned: n, at: now, cost: time.Since(began)}
+		}()
+	}
+	if ss.scanning {
+		wait := time.NewTimer(statusScanWait)
+		select {
+		case sc := <-ss.scans:
+			ss.scanning = false
+			ss.topics.Top, ss.topics.Scanned = sc.top, sc.scanned
+			ss.topics.ScanMS = float64(sc.cost.Microseconds()) / 1000
+			every := max(statusEvery, statusScanShare*sc.cost)
+			ss.topics.Every = every.Seconds()
+			ss.scanAt, ss.nextScan = sc.at, sc.at.Add(every-statusEvery/10) // a tick early is on time
+		case <-wait.C:
+		}
+		wait.Stop()
 	}
 	if ss.topics.Top == nil {
 		ss.topics.Top = []statusTopic{}
@@ -407,6 +431,15 @@ func (ss *statusSampler) sampleTopics(now time.Time) statusTopics {
 		ss.topics.Age = now.Sub(ss.scanAt).Seconds()
 	}
 	return ss.topics
+}
+
+// topicScan is a finished scan: what it listed, of how many topics, when
+// it began and how long it took.
+type topicScan struct {
+	top     []statusTopic
+	scanned int
+	at      time.Time
+	cost    time.Duration
 }
 
 // scanTopics visits every topic and keeps the statusTopN busiest public

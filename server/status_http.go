@@ -73,8 +73,8 @@ func (s *Server) statusNode(r *http.Request) statusNode {
 
 // handleStatusJSON answers one snapshot with its history:
 // {"node":{...},"status":{...}}. It turns the topic scan on for a while;
-// when the topics were not scanned lately it waits for the next sample,
-// which scans them (their rates come with the scan after).
+// when the topics were not scanned lately it waits (up to two seconds)
+// for a sample with a scan (their rates come with the scan after).
 func (s *Server) handleStatusJSON(w http.ResponseWriter, r *http.Request) {
 	ss := s.status
 	now := time.Now()
@@ -83,13 +83,18 @@ func (s *Server) handleStatusJSON(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.RequireAuth && now.Sub(f.scanAt) > 2*statusEvery {
 		wait := time.NewTimer(2 * statusEvery)
 		defer wait.Stop()
-		select {
-		case <-f.next:
-			f = f.succ
-		case <-wait.C:
-		case <-ss.end:
-		case <-r.Context().Done():
-			return
+	fresh:
+		for now.Sub(f.scanAt) > 2*statusEvery {
+			select {
+			case <-f.next:
+				f = f.succ
+			case <-wait.C:
+				break fresh // a scan throttled (statusScanShare): the list says its age
+			case <-ss.end:
+				break fresh
+			case <-r.Context().Done():
+				return
+			}
 		}
 	}
 	node, _ := json.Marshal(s.statusNode(r))
