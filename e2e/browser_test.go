@@ -235,3 +235,27 @@ func TestBrowserOriginRefused(t *testing.T) {
 		t.Fatalf("viewer error %q, want it to say the WebSocket could not be opened", shown)
 	}
 }
+
+// TestBrowserRequireAuth: under --require-auth the page lists no topic and
+// says why, and the viewer shows the 401 its anonymous sub gets.
+func TestBrowserRequireAuth(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t, 60*time.Second)
+	n := start(t, withJWT, func(c *server.Config) { c.RequireAuth = true })
+	n.publish(t, "book.closed", map[string]any{"b": [][2]float64{{1, 2}}, "a": [][2]float64{{3, 4}}}, true)
+	if err := chromedp.Do(ctx, chromedp.Navigate(n.base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	const state = `document.getElementById("topics-note").textContent + " | " + document.getElementById("viewer-err").textContent`
+	waitJS(t, ctx, "the topic list's reason", `document.getElementById("topics-note").textContent.includes("--require-auth")`, state, 10*time.Second)
+	if rows := evalJS[int](t, ctx, `document.querySelectorAll("#topics tbody tr").length`); rows != 0 {
+		t.Fatalf("%d topic rows under --require-auth, want none", rows)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("topic"), "book.closed"),
+		chromedp.Click(chromedp.ID("view")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the 401 explained", `document.getElementById("viewer-err").textContent.includes("error 401")`, state, 10*time.Second)
+}

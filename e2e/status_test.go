@@ -339,3 +339,37 @@ func TestStatusRedis(t *testing.T) {
 		return !st.Status.Redis.Up, raw
 	})
 }
+
+// TestStatusRecentCloses: a connection closed with 4004 shows in the
+// closes of the last minute, under its code and meaning.
+func TestStatusRecentCloses(t *testing.T) {
+	t.Parallel()
+	n := start(t)
+	c := dialConn(t, "tcp", n.srv.TCPAddr())
+	if _, err := c.Write([]byte{0, 0, 0, 0}); err != nil { // a frame of length 0: 4004
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, c) // until the server closes
+	type closes struct {
+		Status struct {
+			Closes []struct {
+				Code    int    `json:"code"`
+				Meaning string `json:"meaning"`
+				Recent  int    `json:"recent"`
+			} `json:"closes"`
+		} `json:"status"`
+	}
+	pollUntil(t, "4004 among the recent closes", func() (bool, string) {
+		_, raw := getStatus(t, n)
+		var st closes
+		if err := json.Unmarshal([]byte(raw), &st); err != nil {
+			t.Fatal(err)
+		}
+		for _, cl := range st.Status.Closes {
+			if cl.Code == 4004 {
+				return cl.Recent == 1 && cl.Meaning == "bad request", raw
+			}
+		}
+		return false, raw
+	})
+}

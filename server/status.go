@@ -38,8 +38,9 @@ const (
 	statusWatch = 10 * time.Second
 	// statusScanShare: a topic scan waits at least this many times its
 	// own duration before the next, so that the scan takes at most 2% of
-	// one core: a scan a second up to 20 ms of scanning (about 100,000
-	// topics here), one every 40 s at a million (BenchmarkStatusScan).
+	// one core: a scan a second while it takes up to 20 ms (some tens of
+	// thousands of topics here), one every 40 s at a million
+	// (BenchmarkStatusScan).
 	statusScanShare = 50
 	// statusScanWait is how long a sample waits for the scan it started.
 	statusScanWait = 50 * time.Millisecond
