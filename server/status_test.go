@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -65,5 +66,47 @@ func TestStatusStreamOutlivesWriteTimeout(t *testing.T) {
 	}
 	if events < 3 {
 		t.Fatalf("%d status events in 2.5 s, want one a second", events)
+	}
+}
+
+// TestStatusScansOnlyWhenWatched: the topics are scanned only while a
+// page streams or lately asked; the counters are sampled regardless.
+func TestStatusScansOnlyWhenWatched(t *testing.T) {
+	srv, err := New(Config{WSAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Loops: 1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+	if _, err := srv.engine.Publish("book.x", []byte(`1`), false, true); err != nil {
+		t.Fatal(err)
+	}
+	ss := srv.status
+	f := ss.current()
+	for range 2 { // two samples, nobody watching
+		<-f.next
+		f = f.succ
+	}
+	var st statusSnapshot
+	if err := json.Unmarshal(f.snap, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Topics != 1 || st.TopicsL.Sampling || st.TopicsL.Scanned != 0 || len(st.TopicsL.Top) != 0 {
+		t.Fatalf("unwatched: topics %d, list %+v; want the count and no scan", st.Topics, st.TopicsL)
+	}
+	ss.streams.Add(1) // a page streams
+	defer ss.streams.Add(-1)
+	for range 2 {
+		<-f.next
+		f = f.succ
+	}
+	if err := json.Unmarshal(f.snap, &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.TopicsL.Sampling || st.TopicsL.Scanned != 1 || len(st.TopicsL.Top) != 1 || st.TopicsL.Top[0].Name != "book.x" {
+		t.Fatalf("watched: list %+v; want book.x scanned", st.TopicsL)
 	}
 }
