@@ -110,6 +110,14 @@ func waitJS(t *testing.T, ctx context.Context, what, expr, describe string, with
 	}
 }
 
+// viewTopic types a topic into the viewer and views it.
+func viewTopic(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("topic"), name), chromedp.Click(chromedp.ID("view"))); err != nil {
+		t.Fatalf("view %s: %v", name, err)
+	}
+}
+
 // evalJS evaluates expr.
 func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
@@ -151,12 +159,7 @@ func TestBrowserStatusPage(t *testing.T) {
 			return p.length >= 2 && p.some(xy => Number(xy.split(",")[1]) < 38); })()`, state, 10*time.Second)
 
 	// The viewer: type a book topic; publications come with growing seqs.
-	if err := chromedp.Do(ctx,
-		chromedp.SetValue(chromedp.ID("topic"), "book.BTCUSDT"),
-		chromedp.Click(chromedp.ID("view")),
-	); err != nil {
-		t.Fatal(err)
-	}
+	viewTopic(t, ctx, "book.BTCUSDT")
 	const seqs = `[...document.querySelectorAll("#pubs-list li[data-seq]")].map(li => Number(li.dataset.seq))`
 	waitJS(t, ctx, "publications of book.BTCUSDT", seqs+`.length >= 5`, state, 10*time.Second)
 	first := evalJS[[]float64](t, ctx, seqs)
@@ -190,12 +193,7 @@ func TestBrowserStatusPage(t *testing.T) {
 	waitJS(t, ctx, "deliveries/s", `!["–", "0"].includes(document.getElementById("v-deliveries").textContent)`, state, 5*time.Second)
 
 	// A private topic: the viewer shows the server's refusal.
-	if err := chromedp.Do(ctx,
-		chromedp.SetValue(chromedp.ID("topic"), "priv.orders.42"),
-		chromedp.Click(chromedp.ID("view")),
-	); err != nil {
-		t.Fatal(err)
-	}
+	viewTopic(t, ctx, "priv.orders.42")
 	waitJS(t, ctx, "refusal of a private topic", `document.getElementById("viewer-err").textContent.includes("error 401") || document.getElementById("viewer-err").textContent.includes("error 403")`, state, 5*time.Second)
 	// Switching topics unsubscribed book.BTCUSDT: the page holds none now.
 	deadline := time.Now().Add(5 * time.Second)
@@ -223,12 +221,7 @@ func TestBrowserOriginRefused(t *testing.T) {
 	}
 	const state = `document.getElementById("state").textContent + " | " + document.getElementById("viewer-err").textContent`
 	waitJS(t, ctx, "live stream", `document.getElementById("state").textContent === "live"`, state, 10*time.Second)
-	if err := chromedp.Do(ctx,
-		chromedp.SetValue(chromedp.ID("topic"), "book.x"),
-		chromedp.Click(chromedp.ID("view")),
-	); err != nil {
-		t.Fatal(err)
-	}
+	viewTopic(t, ctx, "book.x")
 	waitJS(t, ctx, "the refused upgrade explained", `document.getElementById("viewer-err").textContent.includes("--allowed-origins")`, state, 10*time.Second)
 	shown := evalJS[string](t, ctx, `document.getElementById("viewer-err").textContent`)
 	if !strings.Contains(shown, "could not be opened") {
@@ -251,11 +244,6 @@ func TestBrowserRequireAuth(t *testing.T) {
 	if rows := evalJS[int](t, ctx, `document.querySelectorAll("#topics tbody tr").length`); rows != 0 {
 		t.Fatalf("%d topic rows under --require-auth, want none", rows)
 	}
-	if err := chromedp.Do(ctx,
-		chromedp.SetValue(chromedp.ID("topic"), "book.closed"),
-		chromedp.Click(chromedp.ID("view")),
-	); err != nil {
-		t.Fatal(err)
-	}
+	viewTopic(t, ctx, "book.closed")
 	waitJS(t, ctx, "the 401 explained", `document.getElementById("viewer-err").textContent.includes("error 401")`, state, 10*time.Second)
 }

@@ -35,15 +35,7 @@ func TestDialAddr(t *testing.T) {
 // TestStatusStreamOutlivesWriteTimeout: a status stream lasts past the
 // HTTP server's WriteTimeout, each event setting its own write deadline.
 func TestStatusStreamOutlivesWriteTimeout(t *testing.T) {
-	srv, err := New(Config{WSAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Loops: 1,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = srv.Shutdown(context.Background()) }()
+	srv := startLoopback(t)
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(srv.handleStatusStream))
 	hs.Config.WriteTimeout, hs.Config.ReadTimeout = 700*time.Millisecond, 700*time.Millisecond
 	hs.Start()
@@ -72,15 +64,7 @@ func TestStatusStreamOutlivesWriteTimeout(t *testing.T) {
 // TestStatusScansOnlyWhenWatched: the topics are scanned only while a
 // page streams or lately asked; the counters are sampled regardless.
 func TestStatusScansOnlyWhenWatched(t *testing.T) {
-	srv, err := New(Config{WSAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Loops: 1,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = srv.Shutdown(context.Background()) }()
+	srv := startLoopback(t)
 	if _, err := srv.engine.Publish("book.x", []byte(`1`), false, true); err != nil {
 		t.Fatal(err)
 	}
@@ -109,4 +93,20 @@ func TestStatusScansOnlyWhenWatched(t *testing.T) {
 	if !st.TopicsL.Sampling || st.TopicsL.Scanned != 1 || len(st.TopicsL.Top) != 1 || st.TopicsL.Top[0].Name != "book.x" {
 		t.Fatalf("watched: list %+v; want book.x scanned", st.TopicsL)
 	}
+}
+
+// startLoopback starts a server of one loop on loopback ports the OS
+// picks, shut down when the test ends.
+func startLoopback(t *testing.T) *Server {
+	t.Helper()
+	srv, err := New(Config{WSAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Loops: 1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return srv
 }
