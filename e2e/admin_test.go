@@ -27,8 +27,11 @@ func TestAdminListener(t *testing.T) {
 		{n, "/", http.StatusNotFound},
 		{n, "/healthz", http.StatusOK},
 		{n, "/readyz", http.StatusOK},
+		{n, "/api/status", http.StatusNotFound},
+		{n, "/api/status/stream", http.StatusNotFound},
 		{admin, "/metrics", http.StatusOK},
 		{admin, "/", http.StatusOK},
+		{admin, "/api/status", http.StatusOK},
 	} {
 		r, err := c.n.get(c.path)
 		if err != nil {

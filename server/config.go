@@ -131,10 +131,14 @@ type Config struct {
 	// HTTPIdleTimeout closes an HTTP keep-alive connection that has had no
 	// request for this long. Default 60 s.
 	HTTPIdleTimeout time.Duration
-	// AdminAddr, when set, serves /metrics and the status page there
-	// instead of on HTTPAddr, which then carries only the publish API and
+	// AdminAddr, when set, serves /metrics and the status page (with
+	// /api/status and its stream) there instead of on HTTPAddr, which then carries only the publish API and
 	// the health checks. Default empty.
 	AdminAddr string
+	// StatusPageOff turns the live status page off: / and /api/status
+	// (and its stream) then answer 404, while /metrics, /healthz and
+	// /readyz stay. Default false: the page is served where /metrics is.
+	StatusPageOff bool
 	// DrainTimeout is how long Drain lets clients go on their own after
 	// {"op":"close","code":4007} before it closes them. Default 10 s.
 	DrainTimeout time.Duration

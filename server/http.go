@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -53,7 +52,7 @@ func (s *Server) handleHealth(mux *http.ServeMux) {
 
 func (s *Server) handleAdmin(mux *http.ServeMux) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /{$}", s.handleStatus)
+	s.handleStatusPage(mux)
 }
 
 // debugListener serves /debug/pprof/ on Config.DebugAddr, apart from the
@@ -245,30 +244,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // messages such as "apikey <key>" read as written
 	_ = enc.Encode(v)
-}
-
-var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>tickfan</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;margin:2em auto;max-width:44em;padding:0 1em}td{padding:.2em 1em .2em 0}code{background:#f3f3f3;padding:0 .3em}</style>
-</head><body>
-<h1>tickfan</h1>
-<table>
-<tr><td>WebSocket</td><td><code>ws://{{.WS}}{{.Path}}</code> (tickfan.v1.json, tickfan.v1.msgpack)</td></tr>
-<tr><td>TCP msgpack</td><td><code>{{.TCP}}</code></td></tr>
-<tr><td>Event loops</td><td>{{.Loops}}</td></tr>
-<tr><td>Topics</td><td>{{.Topics}}</td></tr>
-<tr><td>History per topic</td><td>{{.History}} publications</td></tr>
-</table>
-<p><a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a></p>
-</body></html>
-`))
-
-func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = statusPage.Execute(w, map[string]any{
-		"WS": dialAddr(s.WSAddr(), r.Host), "Path": s.cfg.WSPath, "TCP": dialAddr(s.TCPAddr(), r.Host),
-		"Loops": s.cfg.Loops, "Topics": s.engine.Topics(), "History": s.cfg.HistorySize,
-	})
 }
 
 // dialAddr turns a bound listen address into one a client can dial: a

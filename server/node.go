@@ -45,6 +45,7 @@ type Server struct {
 	httpLn    net.Listener
 	httpSrv   *http.Server
 	debug     *debugListener // nil unless Config.DebugAddr is set
+	status    *statusSampler // nil when Config.StatusPageOff
 	// adminLn and adminSrv serve Config.AdminAddr; nil when it is empty.
 	adminLn  net.Listener
 	adminSrv *http.Server
@@ -176,6 +177,9 @@ func (s *Server) Start() error {
 		_ = s.broker.Close()
 		return err
 	}
+	if !s.cfg.StatusPageOff {
+		s.startStatus()
+	}
 	s.serveHTTP()
 	attrs := []any{"ws", "ws://" + s.WSAddr() + s.cfg.WSPath, "tcp", s.TCPAddr(), "http", "http://" + s.HTTPAddr()}
 	if s.adminLn != nil {
@@ -235,6 +239,7 @@ func (s *Server) admit(c *conn) {
 // then closes what remains.
 func (s *Server) Drain() {
 	s.draining.Store(true)
+	s.stopStatus() // its streams are HTTP requests that would not end
 	for _, l := range s.loops {
 		l.requestDrain()
 	}
@@ -259,6 +264,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
 		s.draining.Store(true)
+		s.stopStatus()
 		if s.httpSrv != nil {
 			err = errors.Join(err, s.httpSrv.Shutdown(ctx))
 		}
@@ -275,6 +281,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 			err = errors.Join(err, ctx.Err())
+		}
+		if s.status != nil {
+			<-s.status.done
 		}
 		err = errors.Join(err, s.broker.Close())
 		s.wheel.Close()

@@ -136,6 +136,10 @@ type Topic struct {
 	// counted: the topic has a place of MaxTopics. A Held topic nobody
 	// has published to has none, as a name that only has subscribers.
 	counted bool
+	// mark is the seq the last Sample saw (sampled: there was one); only
+	// the status page's sampler reads and writes them.
+	mark    uint64
+	sampled bool
 }
 
 // topic returns the named topic, creating it if needed: only a publication

@@ -148,3 +148,21 @@ func (l *listFlag) Set(v string) error {
 	}
 	return nil
 }
+
+// offFlag is a boolean flag, true by default, that sets a server.Config
+// field saying the opposite (StatusPageOff for --status-page): Config's
+// zero values are its defaults.
+type offFlag bool
+
+func (f *offFlag) String() string   { return strconv.FormatBool(!bool(*f)) }
+func (f *offFlag) IsBoolFlag() bool { return true }
+func (f *offFlag) Get() any         { return !bool(*f) }
+
+func (f *offFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*f = offFlag(!v)
+	return nil
+}

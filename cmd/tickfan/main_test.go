@@ -236,6 +236,9 @@ func TestServeFlagDefaults(t *testing.T) {
 		if list, ok := def.Field(i).Interface().([]string); ok {
 			want = strings.Join(list, ",") // a repeatable flag
 		}
+		if _, ok := fl.Value.(*offFlag); ok {
+			want = fmt.Sprint(!def.Field(i).Bool()) // --status-page sets StatusPageOff
+		}
 		if fl.DefValue != want {
 			t.Errorf("--%s defaults to %q, server.DefaultConfig().%s is %q", fl.Name, fl.DefValue, field, want)
 		}
@@ -299,4 +302,35 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestStatusPageFlag: --status-page (default true) and TICKFAN_STATUS_PAGE
+// set server.Config.StatusPageOff the other way round.
+func TestStatusPageFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		off  bool
+	}{
+		{nil, "", false},
+		{[]string{"--status-page=false"}, "", true},
+		{[]string{"--status-page"}, "false", false},
+		{nil, "false", true},
+		{nil, "true", false},
+	} {
+		if tc.env != "" {
+			t.Setenv("TICKFAN_STATUS_PAGE", tc.env)
+		}
+		fs, f := newServeFlags(io.Discard)
+		if err := parseFlags(fs, tc.args); err != nil {
+			t.Fatalf("%v env %q: %v", tc.args, tc.env, err)
+		}
+		if f.cfg.StatusPageOff != tc.off {
+			t.Errorf("%v env %q: StatusPageOff %v, want %v", tc.args, tc.env, f.cfg.StatusPageOff, tc.off)
+		}
+	}
+	fs, _ := newServeFlags(io.Discard)
+	if err := parseFlags(fs, []string{"--status-page=maybe"}); err == nil || !strings.Contains(err.Error(), "want true or false") {
+		t.Errorf("--status-page=maybe: %v, want a usage error saying true or false", err)
+	}
 }

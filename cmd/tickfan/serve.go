@@ -95,6 +95,7 @@ func newServeFlags(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.Var((*listFlag)(&cfg.Watch), "watch", "publish Redis `topic=key`'s value as a snapshot of topic when it changes (repeatable; env: comma separated)")
 	fs.StringVar(&cfg.WatchFile, "watch-file", def.WatchFile, "`file` of topic=key pairs to watch, one a line (# comments)")
 	fs.DurationVar(&cfg.WatchInterval, "watch-interval", def.WatchInterval, "read the watched keys this often (`interval`; one round trip for all)")
+	fs.Var((*offFlag)(&cfg.StatusPageOff), "status-page", "serve the live status page at / and its data at /api/status (on --admin-addr when set); false answers 404 there, /metrics, /healthz and /readyz stay (default true)")
 	fs.BoolVar(&f.demo, "demo", false, "publish a demo market feed (book, ticker, trade, kline topics for BTCUSDT, ETHUSDT, SOLUSDT)")
 	fs.DurationVar(&f.demoTick, "demo-tick", 100*time.Millisecond, "demo feed step `interval`")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")

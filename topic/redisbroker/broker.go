@@ -224,6 +224,20 @@ func (b *Broker) Cluster() bool { return b.cluster }
 // Stats returns the broker's counters.
 func (b *Broker) Stats() *Stats { return &b.stats }
 
+// Shards returns how many subscription connections the broker keeps (one,
+// or one per master of a cluster) and how many of them are up and pass
+// their probes.
+func (b *Broker) Shards() (up, total int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range b.shards {
+		if s.notReady() == "" {
+			up++
+		}
+	}
+	return up, len(b.shards)
+}
+
 // loadScripts loads both scripts on every node (again after NOSCRIPT: a
 // restarted or flushed Redis forgets them).
 func (b *Broker) loadScripts(ctx context.Context) error {
