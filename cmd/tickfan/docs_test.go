@@ -21,10 +21,7 @@ const configDoc = "../../docs/CONFIG.md"
 // branch that adds them is being merged. A flag here may be missing from
 // the binary; once it is there, its row is checked like any other. Remove
 // an entry once its flag is in the binary.
-var docOnlyFlags = map[string]bool{
-	// --status-page comes with the status page's branch (default true).
-	"serve status-page": true,
-}
+var docOnlyFlags = map[string]bool{}
 
 // noEnvCommands parse their flags with the flag package alone
 // (cmd/tickfan/bench.go, benchversus.go): no TICKFAN_ variable.
