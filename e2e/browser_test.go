@@ -209,6 +209,25 @@ func TestBrowserStatusPage(t *testing.T) {
 	}
 }
 
+// TestBrowserTopicLink: the page's address names the topic in view
+// (/#topic), and a page opened at such an address views that topic.
+func TestBrowserTopicLink(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t, 60*time.Second)
+	n := start(t)
+	demo(t, n)
+	if err := chromedp.Do(ctx, chromedp.Navigate(n.base+"/#book.ETHUSDT")); err != nil {
+		t.Fatal(err)
+	}
+	const state = `document.getElementById("state").textContent + " | " + document.getElementById("viewer-state").textContent + " | " + location.href`
+	const shown = `[...document.querySelectorAll("#pubs-list li[data-seq]")].length`
+	waitJS(t, ctx, "publications of the linked topic", shown+` >= 2 && document.getElementById("topic").value === "book.ETHUSDT"`, state, 10*time.Second)
+	viewTopic(t, ctx, "trade.SOLUSDT")
+	if h := evalJS[string](t, ctx, `location.hash`); h != "#trade.SOLUSDT" {
+		t.Fatalf("address names %q after viewing trade.SOLUSDT, want #trade.SOLUSDT", h)
+	}
+}
+
 // TestBrowserOriginRefused: a node whose --allowed-origins leaves out the
 // page's own origin refuses the viewer's WebSocket, and the page says so.
 func TestBrowserOriginRefused(t *testing.T) {
