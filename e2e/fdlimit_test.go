@@ -28,24 +28,11 @@ func TestOutOfFileDescriptors(t *testing.T) {
 	if engine != "" {
 		args = append(args, "--engine", engine)
 	}
-	cmd := exec.Command("sh", append([]string{"-c", `ulimit -Sn 300 && ulimit -Hn 300 && exec "$0" "$@"`, bin}, args...)...)
-	p := startCmd(t, cmd)
+	p := startCmd(t, under300Files(bin, args))
 	healthy := wsDial(t, p.ws, 0)
 	wsSub(t, healthy, "book.HEALTHY")
 
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := 0; i < 400; i++ {
-		c, err := net.DialTimeout("tcp", p.tcp, readTimeout)
-		if err != nil {
-			break // the backlog is full: the server stopped taking more for now
-		}
-		conns = append(conns, c)
-	}
+	conns := dialMany(t, p.tcp, 400)
 	// Ping on each: those the server holds answer; those it could not
 	// take are closed, or wait in the backlog (a deadline ends the wait).
 	// Wait until the server has met the limit (or give up waiting: what
@@ -58,7 +45,6 @@ func TestOutOfFileDescriptors(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	conns = nil
 
 	// Descriptors are free again: new clients are served, the old one too.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -97,24 +83,11 @@ func TestEvioStopIsNotReady(t *testing.T) {
 	bin := tickfanBinary(t)
 	args := []string{"serve", "--ws-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--max-conns", "1000", "--engine", "evio"}
-	cmd := exec.Command("sh", append([]string{"-c", `ulimit -Sn 300 && ulimit -Hn 300 && exec "$0" "$@"`, bin}, args...)...)
-	p := startCmd(t, cmd)
+	p := startCmd(t, under300Files(bin, args))
 	if code := httpStatus(t, p.httpURL+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz %d before the descriptors ran out", code)
 	}
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := 0; i < 400; i++ {
-		c, err := net.DialTimeout("tcp", p.tcp, readTimeout)
-		if err != nil {
-			break
-		}
-		conns = append(conns, c)
-	}
+	conns := dialMany(t, p.tcp, 400)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		resp, err := http.Get(p.httpURL + "/readyz")
 		if err == nil {
@@ -131,6 +104,27 @@ func TestEvioStopIsNotReady(t *testing.T) {
 			t.Fatalf("/readyz still ready 10 s after %d connections passed a limit of 300 descriptors (evio has stopped serving)", len(conns))
 		}
 	}
+}
+
+// under300Files runs the binary with args under an open-file limit of 300.
+func under300Files(bin string, args []string) *exec.Cmd {
+	return exec.Command("sh", append([]string{"-c", `ulimit -Sn 300 && ulimit -Hn 300 && exec "$0" "$@"`, bin}, args...)...)
+}
+
+// dialMany opens up to n TCP connections to addr, fewer when a dial fails
+// (the backlog is full: the server stopped taking more for now); the test
+// closes those still open when it ends.
+func dialMany(t *testing.T, addr string, n int) []net.Conn {
+	var conns []net.Conn
+	for i := 0; i < n; i++ {
+		c, err := net.DialTimeout("tcp", addr, readTimeout)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+		t.Cleanup(func() { c.Close() })
+	}
+	return conns
 }
 
 // tryMetric reads one sample of the process's /metrics, or says why not.
