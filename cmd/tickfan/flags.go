@@ -166,3 +166,17 @@ func (f *offFlag) Set(s string) error {
 	*f = offFlag(!v)
 	return nil
 }
+
+// firstLine reads the first line of a file holding a secret or a token
+// (--secret-file, --token-file), trimmed; an empty one is an error.
+func firstLine(flagName, name string) (string, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", dashes(flagName), err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", fmt.Errorf("%s %s: the first line is empty", dashes(flagName), name)
+	}
+	return line, nil
+}

@@ -40,7 +40,7 @@ func sub(args []string, stdout, stderr io.Writer) error {
 			"Lines with \"op\" are the server's: {\"op\":\"reset\",\"t\",\"e\",\"s\"} (drop what\n"+
 			"you hold of t: its snapshot or the updates after s follow) and\n"+
 			"{\"op\":\"lag\",\"t\",\"s\"}. Lines with \"event\" are sub's own:\n"+
-			"  connected     {\"event\":\"connected\",\"addr\",\"attempt\"} (+\"user\",\"exp\" with --token)\n"+
+			"  connected     {\"event\":\"connected\",\"addr\",\"attempt\"} (+\"user\",\"exp\" with a token)\n"+
 			"  subscribed    {\"event\":\"subscribed\",\"t\",\"e\",\"s\"}: started afresh at s\n"+
 			"  recovered     {\"event\":\"recovered\",\"t\",\"e\",\"from\",\"missed\",\"gap\"}:\n"+
 			"                continues after from; missed publications follow\n"+
@@ -59,6 +59,7 @@ func sub(args []string, stdout, stderr io.Writer) error {
 	useTCP := fs.Bool("tcp", false, "connect over msgpack-over-TCP to --tcp-addr instead of WebSocket")
 	tcpAddr := fs.String("tcp-addr", "127.0.0.1:8081", "server msgpack-over-TCP `host:port` (with --tcp)")
 	token := fs.String("token", "", "authenticate with this JWT (see tickfan token); a refused auth ends sub")
+	tokenFile := fs.String("token-file", "", "authenticate with the JWT on the first line of this `file`, read again for each connection and before the token expires (sent as refresh), so that whatever renews the file keeps sub connected")
 	var since sinceFlag
 	fs.Var(&since, "since", "resume `topic=epoch:seq` from the last publication held (repeatable; e from a subscribed, recovered or reset line, s from a publication)")
 	count := fs.Int("n", 0, "exit after this many publications (`count`, 0 = never)")
@@ -104,8 +105,18 @@ func sub(args []string, stdout, stderr io.Writer) error {
 		client.WithIdleTimeout(*idle), client.WithConflate(*conflate),
 		client.WithBackoff(client.Backoff{Max: *backoffMax}),
 	}
-	if *token != "" {
+	switch {
+	case *token != "" && *tokenFile != "":
+		return badUsage("--token and --token-file: give one")
+	case *token != "":
 		opts = append(opts, client.WithToken(*token))
+	case *tokenFile != "":
+		if _, err := firstLine("token-file", *tokenFile); err != nil {
+			return usageError{err}
+		}
+		opts = append(opts, client.WithTokenFunc(func(context.Context) (string, error) {
+			return firstLine("token-file", *tokenFile)
+		}))
 	}
 	for t, p := range since {
 		opts = append(opts, client.WithSince(t, p))

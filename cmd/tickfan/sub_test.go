@@ -219,6 +219,45 @@ func TestSubWithToken(t *testing.T) {
 	}
 }
 
+// TestSubTokenFile: with --token-file, sub reads the token again before
+// it expires and sends it as refresh, so a file renewed by something else
+// keeps it connected past the first token's expiry (no 4002, no
+// reconnect); the server would close a connection whose token expired.
+func TestSubTokenFile(t *testing.T) {
+	s := startServer(t)
+	file := filepath.Join(t.TempDir(), "token")
+	write := func(tok string) {
+		if err := os.WriteFile(file+".new", []byte(tok+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(file+".new", file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(mint(t, "--secret", testSecret, "--sub", "42", "--exp", "3s"))
+	r := startSub(t, "--tcp", "--tcp-addr", s.srv.TCPAddr(), "--token-file", file, "-n", "1", "priv.orders.42")
+	if l := r.line(t); !strings.Contains(l, `"event":"connected"`) || !strings.Contains(l, `"user":"42"`) {
+		t.Fatalf("first line %q, want connected as user 42", l)
+	}
+	if l := r.line(t); !strings.HasPrefix(l, `{"event":"subscribed","t":"priv.orders.42"`) {
+		t.Fatalf("second line %q, want subscribed", l)
+	}
+	write(mint(t, "--secret", testSecret, "--sub", "42", "--exp", "1m"))
+	time.Sleep(4 * time.Second) // past the first token's expiry
+	s.publish(t, "priv.orders.42", `{"fill":1}`, false)
+	if l := r.line(t); !strings.HasPrefix(l, `{"t":"priv.orders.42","s":1,`) {
+		t.Fatalf("line %q after the first token expired, want the publication on the same connection", l)
+	}
+	if code := r.exit(t); code != 0 {
+		t.Fatalf("exit %d, want 0; stderr %q", code, r.errs.String())
+	}
+
+	code, _, stderr := runBounded(t, []string{"sub", "--token-file", filepath.Join(t.TempDir(), "none"), "x"})
+	if code != 2 || !strings.Contains(stderr, "--token-file") {
+		t.Fatalf("a missing token file: exit %d, %q; want 2 naming --token-file", code, stderr)
+	}
+}
+
 // TestSubSince resumes a topic from a position given with --since.
 func TestSubSince(t *testing.T) {
 	s := startServer(t)

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -39,13 +38,9 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	key := *secret
 	if *secretFile != "" {
-		b, err := os.ReadFile(*secretFile)
-		if err != nil {
-			return badUsage("--secret-file: %v", err)
-		}
-		line, _, _ := strings.Cut(string(b), "\n")
-		if key = strings.TrimSpace(line); key == "" {
-			return badUsage("--secret-file %s: the first line is empty", *secretFile)
+		var err error
+		if key, err = firstLine("secret-file", *secretFile); err != nil {
+			return usageError{err}
 		}
 	}
 	if key == "" {
