@@ -61,6 +61,8 @@ func browser(t *testing.T, timeout time.Duration) context.Context {
 		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("metrics-recording-only", true),
+		// Containers often give /dev/shm 64 MiB, which Chromium outgrows.
+		chromedp.Flag("disable-dev-shm-usage", true),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
