@@ -272,3 +272,23 @@ func TestDialErrors(t *testing.T) {
 		t.Errorf("reading HTTP as TCP frames: %v", err)
 	}
 }
+
+// TestDialNetRefusedAfterUpgrade: a server that takes the upgrade and then
+// refuses the connection (4006, here past --max-conns-per-ip) sends op
+// close and a close frame right after its 101; DialNet's error says so,
+// with the code and reason, instead of only that data came early.
+func TestDialNetRefusedAfterUpgrade(t *testing.T) {
+	n := startNode(t, func(c *server.Config) { c.MaxConnsPerIP = 1 })
+	for _, p := range []Proto{WSJSON, WSMsgpack} {
+		first, err := DialNet(context.Background(), Config{Proto: p, Addr: n.WSURL()})
+		if err != nil {
+			t.Fatalf("%s: first dial: %v", p, err)
+		}
+		_, err = DialNet(context.Background(), Config{Proto: p, Addr: n.WSURL()})
+		first.Close()
+		if err == nil || !strings.Contains(err.Error(), "closed with 4006") {
+			t.Fatalf("%s: second dial past one connection per IP: %v, want it closed with 4006 and why", p, err)
+		}
+		time.Sleep(100 * time.Millisecond) // the server sees the first one go
+	}
+}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
@@ -59,11 +60,39 @@ func DialNet(ctx context.Context, cfg Config) (net.Conn, error) {
 		return nil, err
 	}
 	if br != nil {
+		early := make([]byte, br.Buffered())
+		_, _ = br.Read(early)
 		ws.PutReader(br)
 		nc.Close()
-		return nil, fmt.Errorf("websocket %s: the server sent data right after the handshake", cfg.Addr)
+		return nil, fmt.Errorf("websocket %s: the server sent data right after the handshake%s", cfg.Addr, earlyClose(early, cfg.proto().Msgpack()))
 	}
 	return nc, nil
+}
+
+// earlyClose explains what a server sent right after its 101: a
+// connection refused after the upgrade (4006: too many connections, or
+// too many from this address or at this rate) gets op close and a close
+// frame. It returns ": closed with <code> <reason>", or "" when the bytes
+// say nothing of the kind.
+func earlyClose(b []byte, mp bool) string {
+	for len(b) > 0 {
+		fr, n, err := ParseWSFrame(b)
+		if err != nil || n == 0 {
+			return ""
+		}
+		b = b[n:]
+		switch fr.Op {
+		case ws.OpText, ws.OpBinary:
+			if m, err := Decode(fr.Payload, mp); err == nil && m.Kind == KindClose {
+				return fmt.Sprintf(": closed with %d %s", m.Code, m.Reason)
+			}
+		case ws.OpClose:
+			if len(fr.Payload) >= 2 {
+				return fmt.Sprintf(": closed with %d %s", binary.BigEndian.Uint16(fr.Payload), fr.Payload[2:])
+			}
+		}
+	}
+	return ""
 }
 
 func (cfg Config) proto() Proto {
