@@ -39,7 +39,7 @@ const (
 	// statusScanShare: a topic scan waits at least this many times its
 	// own duration before the next, so that the scan takes at most 2% of
 	// one core: a scan a second while it takes up to 20 ms (some tens of
-	// thousands of topics here), one every 40 s at a million
+	// thousands of topics here), one every 30 to 40 s at a million
 	// (BenchmarkStatusScan).
 	statusScanShare = 50
 	// statusScanWait is how long a sample waits for the scan it started.
