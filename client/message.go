@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,7 +118,13 @@ func Decode(body []byte, mp bool) (Message, error) {
 	var w wireMessage
 	var err error
 	if mp {
-		err = msgpack.Unmarshal(body, &w)
+		// One map and nothing after it, as encoding/json insists for
+		// JSON (msgpack.Unmarshal would ignore what follows).
+		r := bytes.NewReader(body)
+		err = msgpack.NewDecoder(r).Decode(&w)
+		if err == nil && r.Len() > 0 {
+			err = fmt.Errorf("%d bytes after the message", r.Len())
+		}
 	} else {
 		err = json.Unmarshal(body, &w)
 	}
@@ -140,6 +147,12 @@ func Decode(body []byte, mp bool) (Message, error) {
 			m.Kind = KindReply
 		case m.Topic != "":
 			m.Kind, m.Snap = KindPublication, w.K == "snap"
+			if len(m.Data) == 0 {
+				// A payload of nil (msgpack's 0xc0) comes out of the
+				// decoder as no bytes at all: the publication's d is
+				// null, which is what it says.
+				m.Data = nullValue(mp)
+			}
 		default:
 			return Message{}, fmt.Errorf("message %q is neither a publication nor a reply", Clip(body))
 		}
@@ -162,4 +175,12 @@ func Clip(b []byte) string {
 		s = s[:120] + "..."
 	}
 	return strings.ToValidUTF8(s, "?")
+}
+
+// nullValue is null in the connection's encoding.
+func nullValue(mp bool) []byte {
+	if mp {
+		return []byte{0xc0}
+	}
+	return []byte("null")
 }

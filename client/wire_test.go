@@ -160,3 +160,45 @@ func TestParseFramesIncomplete(t *testing.T) {
 		t.Errorf("a masked frame from the server parses")
 	}
 }
+
+// TestDecodeNullPayload: a publication whose d is null reads as null in
+// either encoding (msgpack's decoder gives no bytes for nil), so that
+// DecodeData and the CLI see the value the producer published.
+func TestDecodeNullPayload(t *testing.T) {
+	for _, tc := range []struct {
+		body []byte
+		mp   bool
+		want string
+	}{
+		{[]byte(`{"t":"a","s":1,"d":null}`), false, "null"},
+		{[]byte("\x83\xa1t\xa1a\xa1s\x01\xa1d\xc0"), true, "\xc0"},
+	} {
+		m, err := Decode(tc.body, tc.mp)
+		if err != nil || m.Kind != KindPublication {
+			t.Fatalf("%q: %v %v", tc.body, m.Kind, err)
+		}
+		if string(m.Data) != tc.want {
+			t.Errorf("%q: d %q, want %q", tc.body, m.Data, tc.want)
+		}
+		var v any
+		if err := m.DecodeData(&v); err != nil || v != nil {
+			t.Errorf("%q: DecodeData gave %v, %v; want nil", tc.body, v, err)
+		}
+	}
+}
+
+// TestDecodeTrailingBytes: a body holds one message and nothing after it,
+// in msgpack as in JSON.
+func TestDecodeTrailingBytes(t *testing.T) {
+	for _, tc := range []struct {
+		body []byte
+		mp   bool
+	}{
+		{[]byte(`{"t":"a","s":1,"d":1}x`), false},
+		{[]byte("\x83\xa1t\xa1a\xa1s\x01\xa1d\x01\x01"), true},
+	} {
+		if m, err := Decode(tc.body, tc.mp); err == nil {
+			t.Errorf("%q decoded as %+v, want an error for the byte after the message", tc.body, m)
+		}
+	}
+}
