@@ -111,6 +111,16 @@ func startSub(t *testing.T, args ...string) *subRun {
 	return r
 }
 
+// expect reads the next lines sub printed and fails unless they are want.
+func (r *subRun) expect(t *testing.T, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if l := r.line(t); l != w {
+			t.Fatalf("line %q, want %s", l, w)
+		}
+	}
+}
+
 // line returns the next line sub printed.
 func (r *subRun) line(t *testing.T) string {
 	t.Helper()
@@ -266,16 +276,12 @@ func TestSubSince(t *testing.T) {
 	s.publish(t, "since.a", `3`, false)
 	r := startSub(t, "--tcp", "--tcp-addr", s.srv.TCPAddr(), "--since", "since.a="+e+":1", "-n", "2", "since.a", "since.b")
 	r.skipConnected(t)
-	for _, want := range []string{
-		`{"event":"recovered","t":"since.a","e":"` + e + `","from":1,"missed":2,"gap":false}`,
-		`{"event":"subscribed","t":"since.b","e":"` + e + `","s":0}`,
+	r.expect(t,
+		`{"event":"recovered","t":"since.a","e":"`+e+`","from":1,"missed":2,"gap":false}`,
+		`{"event":"subscribed","t":"since.b","e":"`+e+`","s":0}`,
 		`{"t":"since.a","s":2,"d":2}`,
 		`{"t":"since.a","s":3,"d":3}`,
-	} {
-		if l := r.line(t); l != want {
-			t.Fatalf("line %q, want %s", l, want)
-		}
-	}
+	)
 	if code := r.exit(t); code != 0 {
 		t.Fatalf("exit %d, want 0; stderr %q", code, r.errs.String())
 	}
@@ -294,15 +300,11 @@ func TestSubSinceFromEnv(t *testing.T) {
 	t.Setenv("TICKFAN_SINCE", "env.a="+e+":1, env.b="+e+":2")
 	r := startSub(t, "--tcp", "--tcp-addr", s.srv.TCPAddr(), "-n", "1", "env.a", "env.b")
 	r.skipConnected(t)
-	for _, want := range []string{
-		`{"event":"recovered","t":"env.a","e":"` + e + `","from":1,"missed":1,"gap":false}`,
-		`{"event":"recovered","t":"env.b","e":"` + e + `","from":2,"missed":0,"gap":false}`,
+	r.expect(t,
+		`{"event":"recovered","t":"env.a","e":"`+e+`","from":1,"missed":1,"gap":false}`,
+		`{"event":"recovered","t":"env.b","e":"`+e+`","from":2,"missed":0,"gap":false}`,
 		`{"t":"env.a","s":2,"d":2}`,
-	} {
-		if l := r.line(t); l != want {
-			t.Fatalf("line %q, want %s", l, want)
-		}
-	}
+	)
 	if code := r.exit(t); code != 0 {
 		t.Fatalf("exit %d, want 0; stderr %q", code, r.errs.String())
 	}
