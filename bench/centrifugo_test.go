@@ -90,7 +90,7 @@ func TestCentrifugoFrameAnswersPings(t *testing.T) {
 		t.Errorf("answer %q, want two pongs", out)
 	}
 	due, sent, received, _, _ := p.windowFigures()
-	tl := p.tally()
+	tl := tallyOf(p)
 	if received != 3 || tl.Delivered != 3 || tl.Missing != 1 || due.Max() != 4 || sent.Max() != 3 {
 		t.Errorf("received %d, tally %+v, due max %d µs, sent max %d µs", received, tl, due.Max(), sent.Max())
 	}

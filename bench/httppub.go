@@ -275,13 +275,9 @@ func (p *httpPublisher) takeWindow() (map[string]int64, *hdrhistogram.Histogram)
 
 // refusedError explains publish errors; nil when there were none.
 func (p *httpPublisher) refusedError() error {
-	n := p.errs.Load()
+	n, first := p.failed()
 	if n == 0 {
 		return nil
-	}
-	first := ""
-	if e := p.firstErr.Load(); e != nil {
-		first = *e
 	}
 	if p.status.Load() == http.StatusUnauthorized {
 		return fmt.Errorf("the server refused %d pubs (first: %s): give the server's HTTP API key (tickfan --api-key, Centrifugo api_key) to the bench with --api-key or --centrifugo-api-key", n, first)

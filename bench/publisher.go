@@ -157,6 +157,14 @@ func (p *publisher) readReplies(pc *pubConn) {
 
 func (p *pubTally) noteErr(msg string) { p.firstErr.CompareAndSwap(nil, &msg) }
 
+// failed returns how many publications failed and the first one's error.
+func (p *pubTally) failed() (n int64, first string) {
+	if e := p.firstErr.Load(); e != nil {
+		first = *e
+	}
+	return p.errs.Load(), first
+}
+
 // maxBatch bounds the publications written in one write when the
 // publisher is behind.
 const maxBatch = 256
@@ -263,13 +271,9 @@ func (p *publisher) takeWindow() (map[string]int64, *hdrhistogram.Histogram) {
 
 // refusedError explains pub errors; nil when there were none.
 func (p *publisher) refusedError(rate float64) error {
-	n := p.errs.Load()
+	n, first := p.failed()
 	if n == 0 {
 		return nil
-	}
-	first := ""
-	if e := p.firstErr.Load(); e != nil {
-		first = *e
 	}
 	if p.tooMany.Load() > 0 {
 		return fmt.Errorf("the server refused %d pubs with 429 (first: %s): its --cmd-rate is below the publish rate of %.0f/s per connection; start it with --cmd-rate 1000000 or use more --pub-conns", n, first, rate/float64(len(p.conns)))

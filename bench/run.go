@@ -259,7 +259,7 @@ func (s *session) close() {
 // figure filled but the scenario's own.
 func (s *session) measure(ctx context.Context, rate float64, during func() error) (Result, error) {
 	c := s.cfg
-	before := s.pool.tally()
+	before := tallyOf(s.pool)
 	start := s.clk.now() + int64(20*time.Millisecond)
 	ws := start + int64(c.Warmup)
 	we := ws + int64(c.Duration)
@@ -295,7 +295,7 @@ func (s *session) measure(ctx context.Context, rate float64, during func() error
 		return r, err
 	}
 	lastPub := s.pub.lastPublished()
-	waitFor(ctx, c.Drain, func() bool { return s.pool.outstanding(lastPub) == 0 })
+	waitFor(ctx, c.Drain, func() bool { return outstandingOf(s.pool, lastPub) == 0 })
 
 	h, hSent, received, arrivals, unknown := s.pool.windowFigures()
 	inWin, late := s.pub.takeWindow()
@@ -314,8 +314,8 @@ func (s *session) measure(ctx context.Context, rate float64, during func() error
 	pl := summarize(late)
 	r.PubLate = &pl
 	r.Published, r.PubAcked, r.PubErrors = s.pub.sent.Load(), s.pub.acked.Load(), s.pub.errs.Load()
-	d := s.pool.tally().sub(before)
-	r.Missing = d.Missing + s.pool.outstanding(lastPub)
+	d := tallyOf(s.pool).sub(before)
+	r.Missing = d.Missing + outstandingOf(s.pool, lastPub)
 	r.Dups, r.Resets, r.ResetSkipped, r.Lags = d.Dups, d.Resets, d.ResetSkipped, d.Lags
 	r.Closed = s.pool.serverShut.Load()
 	r.Errors = s.pool.errs.Load()

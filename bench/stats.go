@@ -84,6 +84,25 @@ func (t *track) outstanding(lastPublished uint64) int64 {
 	return 0
 }
 
+// trackWalker is a pool of subscribers (pool, wsPool) whose tracks can be
+// walked, each under its connection's lock.
+type trackWalker interface{ eachTrack(f func(*track)) }
+
+// tallyOf sums the continuity figures of every track of ts.
+func tallyOf(ts trackWalker) tally {
+	var t tally
+	ts.eachTrack(t.add)
+	return t
+}
+
+// outstandingOf counts the publications, up to lastPub of each topic,
+// that have not reached the subscribers of ts.
+func outstandingOf(ts trackWalker, lastPub map[string]uint64) int64 {
+	var n int64
+	ts.eachTrack(func(t *track) { n += t.outstanding(lastPub[t.topic]) })
+	return n
+}
+
 // tally sums the continuity figures of many tracks.
 type tally struct {
 	Delivered, Missing, Dups, Resets, ResetSkipped, Lags int64

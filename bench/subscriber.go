@@ -300,31 +300,16 @@ func (p *pool) stop() {
 	_ = p.cli.Stop()
 }
 
-// tally sums the continuity figures of every connection.
-func (p *pool) tally() tally {
-	var s tally
+// eachTrack calls f with every track of every connection, under the
+// connection's lock.
+func (p *pool) eachTrack(f func(*track)) {
 	for _, sc := range p.conns {
 		sc.sh.mu.Lock()
 		for i := range sc.tracks {
-			s.add(&sc.tracks[i])
+			f(&sc.tracks[i])
 		}
 		sc.sh.mu.Unlock()
 	}
-	return s
-}
-
-// outstanding counts the publications, up to lastPub of each topic, that
-// have not reached their subscribers.
-func (p *pool) outstanding(lastPub map[string]uint64) int64 {
-	var n int64
-	for _, sc := range p.conns {
-		sc.sh.mu.Lock()
-		for i := range sc.tracks {
-			n += sc.tracks[i].outstanding(lastPub[sc.tracks[i].topic])
-		}
-		sc.sh.mu.Unlock()
-	}
-	return n
 }
 
 // windowFigures takes (and clears) what the shards gathered for the

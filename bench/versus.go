@@ -140,7 +140,7 @@ func runVersus(ctx context.Context, c *Config, tgt *target, emit func(Result) er
 
 // measureVersus is session.measure for the HTTP path.
 func measureVersus(ctx context.Context, c *Config, tgt *target, clk *clock, pub *httpPublisher, pool *wsPool) (Versus, error) {
-	before := pool.tally()
+	before := tallyOf(pool)
 	start := clk.now() + int64(20*time.Millisecond)
 	ws := start + int64(c.Warmup)
 	we := ws + int64(c.Duration)
@@ -168,7 +168,7 @@ func measureVersus(ctx context.Context, c *Config, tgt *target, clk *clock, pub 
 		return v, err
 	}
 	lastPub := pub.lastPublished()
-	waitFor(ctx, c.Drain, func() bool { return pool.outstanding(lastPub) == 0 })
+	waitFor(ctx, c.Drain, func() bool { return outstandingOf(pool, lastPub) == 0 })
 
 	due, sent, received, arrivals, unknown := pool.windowFigures()
 	inWin, late := pub.takeWindow()
@@ -187,8 +187,8 @@ func measureVersus(ctx context.Context, c *Config, tgt *target, clk *clock, pub 
 	pl := summarize(late)
 	r.PubLate = &pl
 	r.Published, r.PubAcked, r.PubErrors = pub.sent.Load(), pub.acked.Load(), pub.errs.Load()
-	d := pool.tally().sub(before)
-	r.Missing = d.Missing + pool.outstanding(lastPub)
+	d := tallyOf(pool).sub(before)
+	r.Missing = d.Missing + outstandingOf(pool, lastPub)
 	r.Dups, r.Resets, r.ResetSkipped, r.Lags = d.Dups, d.Resets, d.ResetSkipped, d.Lags
 	r.Closed = pool.serverShut.Load()
 	r.Errors = pool.errs.Load()

@@ -351,27 +351,13 @@ func (p *wsPool) waitReplies(ctx context.Context, n int, timeout time.Duration) 
 	return fmt.Errorf("%d of %d subscriptions answered within %v%s", p.replies.Load(), n, timeout, msg)
 }
 
-// tally sums the continuity figures of every subscriber.
-func (p *wsPool) tally() tally {
-	var t tally
+// eachTrack calls f with every subscriber's track, under its lock.
+func (p *wsPool) eachTrack(f func(*track)) {
 	for _, s := range p.subs {
 		s.sh.mu.Lock()
-		t.add(&s.track)
+		f(&s.track)
 		s.sh.mu.Unlock()
 	}
-	return t
-}
-
-// outstanding counts the publications, up to lastPub of each topic, that
-// have not reached their subscribers.
-func (p *wsPool) outstanding(lastPub map[string]uint64) int64 {
-	var n int64
-	for _, s := range p.subs {
-		s.sh.mu.Lock()
-		n += s.track.outstanding(lastPub[s.track.topic])
-		s.sh.mu.Unlock()
-	}
-	return n
 }
 
 // windowFigures takes (and clears) what the shards gathered for the
