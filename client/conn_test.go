@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/tickfan/tickfan/internal/servertest"
 	"github.com/tickfan/tickfan/server"
 )
 
@@ -22,26 +22,10 @@ const waitFor = 5 * time.Second
 // anonymous publishing, and shuts it down when the test ends.
 func startServer(t *testing.T) *server.Server {
 	t.Helper()
-	srv, err := server.New(server.Config{
-		WSAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		AnonymousPub: ">", Loops: 1, CmdRate: 1_000_000,
+	return servertest.Start(t, server.Config{
+		AnonymousPub: ">", CmdRate: 1_000_000,
 		Heartbeat: time.Minute, IdleTimeout: 5 * time.Minute, DrainTimeout: waitFor,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err == nil {
-		err = srv.Start()
-	}
-	if err != nil {
-		t.Fatalf("start the server: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*waitFor)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shut the server down: %v", err)
-		}
-	})
-	return srv
+	}).Srv
 }
 
 // transports lists every Proto with its address on srv.

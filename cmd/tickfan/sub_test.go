@@ -2,11 +2,9 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -17,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tickfan/tickfan/client"
+	"github.com/tickfan/tickfan/internal/servertest"
 	"github.com/tickfan/tickfan/server"
 )
 
@@ -35,25 +34,8 @@ type testServer struct {
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
-	srv, err := server.New(server.Config{
-		WSAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		APIKey: testAPIKey, JWTSecret: testSecret, Loops: 1,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return &testServer{srv: srv}
+	n := servertest.Start(t, server.Config{APIKey: testAPIKey, JWTSecret: testSecret})
+	return &testServer{srv: n.Srv}
 }
 
 func (s *testServer) wsURL() string { return "ws://" + s.srv.WSAddr() + "/ws" }
