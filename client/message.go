@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,12 +117,12 @@ func Decode(body []byte, mp bool) (Message, error) {
 	var w wireMessage
 	var err error
 	if mp {
-		// One map and nothing after it, as encoding/json insists for
+		// One value and nothing after it, as encoding/json insists for
 		// JSON (msgpack.Unmarshal would ignore what follows).
-		r := bytes.NewReader(body)
-		err = msgpack.NewDecoder(r).Decode(&w)
-		if err == nil && r.Len() > 0 {
-			err = fmt.Errorf("%d bytes after the message", r.Len())
+		if codec.ValidMsgpack(body) {
+			err = msgpack.Unmarshal(body, &w)
+		} else {
+			err = errors.New("not one msgpack value with nothing after it")
 		}
 	} else {
 		err = json.Unmarshal(body, &w)
